@@ -1,0 +1,184 @@
+import {z} from 'zod'
+
+import {DEFAULT_BUCKETS, DEFAULT_NAMESPACES, DESIGN_SIZES, GUEST_OS, VERSIONS} from './catalog.js'
+
+/**
+ * The schema of autolabs.yaml: every non-secret setting. Secrets live in
+ * .autolabs/secrets.yaml (see src/workspace/secrets.ts). Unknown keys are rejected.
+ * Cross-field rules are in validate.ts.
+ */
+
+export const ROLES = ['gitlab', 'database', 'k8s'] as const
+export type Role = (typeof ROLES)[number]
+
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label: lowercase letters, digits and "-", 1–63 characters, not starting or ending with "-"')
+
+const ipv4 = z.ipv4({message: 'must be an IPv4 address like 192.168.100.10'})
+const cidr = z.cidrv4({message: 'must be an IPv4 network in CIDR form like 192.168.100.0/24'})
+const vmid = z
+  .number({message: 'must be a number'})
+  .int('must be a whole number')
+  .min(100, 'must be at least 100 (Proxmox reserves lower VMIDs)')
+  .max(999_999_999, 'must be at most 999999999')
+
+const httpsUrl = z.url({message: 'must be a URL like https://pve.example:8006'})
+
+const vmSize = (role: Role) =>
+  z
+    .strictObject({
+      name: dnsLabel.default(`${role}-vm`),
+      vmid: vmid.default({gitlab: 110, database: 120, k8s: 130}[role]),
+      cores: z.number().int('must be a whole number').min(1, 'must be at least 1').max(512).default(DESIGN_SIZES[role].cores),
+      memoryMiB: z.number().int('must be a whole number in MiB').min(512, 'must be at least 512 MiB').default(DESIGN_SIZES[role].memoryMiB),
+      diskGiB: z.number().int('must be a whole number in GiB').min(10, 'must be at least 10 GiB').default(DESIGN_SIZES[role].diskGiB),
+    })
+    .prefault({})
+
+export const configSchema = z.strictObject({
+  version: z.literal(1, {message: 'must be 1 (the autolabs.yaml format version)'}).default(1),
+  name: dnsLabel.default('autolabs'),
+  proxmox: z
+    .strictObject({
+      url: httpsUrl.default('https://pve.example:8006'),
+      node: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/, 'must be a Proxmox node name').default('pve'),
+      auth: z.enum(['token', 'password']).default('token'),
+      tokenId: z
+        .string()
+        .regex(/^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/, 'must look like user@realm!tokenid')
+        .default('root@pam!autolabs'),
+      username: z.string().regex(/^[^\s@!]+@[^\s@!]+$/, 'must look like user@realm').default('root@pam'),
+      fingerprint: z
+        .string()
+        .regex(/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint: 32 hex pairs separated by ":"')
+        .nullable()
+        .default(null),
+      caFile: z.string().nullable().default(null),
+      insecure: z.boolean().default(false),
+      vmStorage: z.string().min(1).default('local-lvm'),
+      imageStorage: z.string().min(1).default('local'),
+      bridge: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/, 'must be a Linux bridge name like vmbr0').default('vmbr0'),
+      templateVmid: vmid.default(9000),
+      /** The least-privilege user, role and token autolabs creates for Terraform. */
+      terraformUser: z.string().regex(/^[^\s@!]+@[^\s@!]+$/, 'must look like user@realm').default('autolabs@pve'),
+      terraformRole: z.string().regex(/^[A-Za-z0-9._-]+$/).default('AutolabsTerraform'),
+    })
+    .prefault({}),
+  image: z
+    .strictObject({
+      os: z.enum(GUEST_OS, {message: `must be one of ${GUEST_OS.join(', ')}`}).default('ubuntu-22.04'),
+      /** Override the catalog's image URL (e.g. a local mirror). */
+      url: httpsUrl.nullable().default(null),
+      /** SHA-256 (Ubuntu) or SHA-512 (Debian) of the image; resolved at init when null. */
+      checksum: z.string().regex(/^([0-9a-f]{64}|[0-9a-f]{128})$/, 'must be a lowercase hex SHA-256 or SHA-512').nullable().default(null),
+    })
+    .prefault({}),
+  network: z
+    .strictObject({
+      subnet: cidr.default('192.168.100.0/24'),
+      gateway: ipv4.default('192.168.100.1'),
+      dns: z.array(ipv4).min(1, 'needs at least one DNS server').max(3, 'Proxmox cloud-init takes at most 3 DNS servers').default(['1.1.1.1', '9.9.9.9']),
+      searchDomain: z.string().nullable().default(null),
+      /** Where SSH is allowed from (ufw). Keys only; tighten to your admin network. */
+      adminCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
+      /** apt proxy for offline/proxied installs (apt-cacher-ng, a university proxy). */
+      aptProxy: z.url({message: 'must be a URL like http://10.0.0.5:3142'}).nullable().default(null),
+      vms: z
+        .strictObject({
+          gitlab: z.strictObject({ip: ipv4.default('192.168.100.10')}).prefault({}),
+          database: z.strictObject({ip: ipv4.default('192.168.100.20')}).prefault({}),
+          k8s: z.strictObject({ip: ipv4.default('192.168.100.30')}).prefault({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  vms: z
+    .strictObject({
+      gitlab: vmSize('gitlab'),
+      database: vmSize('database'),
+      k8s: vmSize('k8s'),
+    })
+    .prefault({}),
+  ssh: z
+    .strictObject({
+      publicKeyFile: z.string().min(1).default('~/.ssh/id_ed25519.pub'),
+      /** Private key used by autolabs; default: publicKeyFile without ".pub". */
+      privateKeyFile: z.string().nullable().default(null),
+      /** Login user on the VMs; default: the image's cloud user (ubuntu / debian). */
+      user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name').nullable().default(null),
+    })
+    .prefault({}),
+  cloudInit: z
+    .strictObject({
+      /**
+       * builtin: Proxmox's own cloud-init (user, keys, network) — needs only the API token.
+       * snippet: also a user-data snippet (guest agent and apt proxy at first boot); the
+       * provider uploads it over SSH to the node, so it needs root SSH to the Proxmox host.
+       */
+      mode: z.enum(['builtin', 'snippet']).default('builtin'),
+      snippetStorage: z.string().min(1).default('local'),
+    })
+    .prefault({}),
+  services: z
+    .strictObject({
+      postgres: z
+        .strictObject({
+          version: z.number().int().min(13, 'must be 13 or newer').max(18, 'must be 18 or older').default(VERSIONS.postgres),
+          walArchiving: z.boolean().default(true),
+          databases: z.array(dnsLabel).min(1).default(['autolabs', 'zitadel', 'gitlab']),
+        })
+        .prefault({}),
+      redis: z
+        .strictObject({
+          version: z.string().regex(/^7(\.\d+){0,2}$/, 'must be a Redis 7 version like 7 or 7.2 (Redis 7 is pinned by design)').default(VERSIONS.redis),
+        })
+        .prefault({}),
+      objectStorage: z
+        .strictObject({
+          engine: z.literal('seaweedfs', {message: 'must be seaweedfs (MinIO community edition is archived)'}).default('seaweedfs'),
+          version: z.string().regex(/^\d+\.\d+$/, 'must be a SeaweedFS release like 3.97').default(VERSIONS.seaweedfs),
+          port: z.number().int().min(1).max(65535).default(8333),
+          buckets: z.array(dnsLabel).default(DEFAULT_BUCKETS),
+        })
+        .prefault({}),
+      gitlab: z
+        .strictObject({
+          version: z.string().regex(/^\d+\.\d+\.\d+-ce\.\d+$/, 'must be a GitLab CE image tag like 19.6.0-ce.0').default(VERSIONS.gitlab),
+          runnerVersion: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a version like 19.6.0').default(VERSIONS.gitlabRunner),
+          /** Default: http://<gitlab ip>. */
+          externalUrl: z.url().nullable().default(null),
+          sshPort: z.number().int().min(1).max(65535).default(2222),
+          registryPort: z.number().int().min(1).max(65535).default(5050),
+          shmSize: z.string().regex(/^\d+[kmg]$/, 'must be a size like 256m').default('256m'),
+          /** Use the PostgreSQL `gitlab` database on database-vm instead of GitLab's bundled one. */
+          externalDatabase: z.boolean().default(true),
+        })
+        .prefault({}),
+      kubernetes: z
+        .strictObject({
+          version: z.string().regex(/^1\.\d+$/, 'must be a Kubernetes minor like 1.35').default(VERSIONS.kubernetes),
+          podCidr: cidr.default('10.244.0.0/16'),
+          serviceCidr: cidr.default('10.96.0.0/12'),
+          calicoVersion: z.string().regex(/^v\d+\.\d+\.\d+$/, 'must be a Calico release like v3.31.2').default(VERSIONS.calico),
+          ingressVersion: z.string().regex(/^\d+\.\d+\.\d+$/).default(VERSIONS.nginxIngress),
+          namespaces: z.array(dnsLabel).min(1).default(DEFAULT_NAMESPACES),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  backup: z
+    .strictObject({
+      keepDaily: z.number().int().min(0).default(7),
+      keepWeekly: z.number().int().min(0).default(4),
+      /** Proxmox storage for the scheduled vzdump job. */
+      storage: z.string().min(1).default('local'),
+      schedule: z.string().min(1).default('02:00'),
+    })
+    .prefault({}),
+})
+
+/** autolabs.yaml as the user writes it (everything optional). */
+export type ConfigInput = z.input<typeof configSchema>
+/** autolabs.yaml with every default applied. */
+export type Config = z.output<typeof configSchema>

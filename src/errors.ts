@@ -1,0 +1,97 @@
+/**
+ * The error taxonomy. Thrown at the site; one handler in BaseCommand turns them into
+ * a message, a suggestion and an exit code. No stack trace unless --verbose.
+ */
+
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  unreachable: 3,
+  interrupted: 130,
+} as const
+
+/** Something the user can fix: bad input, missing file, refused certificate. */
+export class UserError extends Error {
+  readonly exitCode: number
+  readonly suggestion?: string
+  constructor(message: string, opts: {suggestion?: string; exitCode?: number; cause?: unknown} = {}) {
+    super(message, {cause: opts.cause})
+    this.name = 'UserError'
+    this.suggestion = opts.suggestion
+    this.exitCode = opts.exitCode ?? ExitCode.failure
+  }
+}
+
+/** Invalid usage or input (exit 2): a flag, a config field, an answer. */
+export class UsageError extends UserError {
+  constructor(message: string, opts: {suggestion?: string; cause?: unknown} = {}) {
+    super(message, {...opts, exitCode: ExitCode.usage})
+    this.name = 'UsageError'
+  }
+}
+
+/** One config field is wrong. `path` is like `network.vms.database.ip`. */
+export interface FieldIssue {
+  path: string
+  message: string
+  fix?: string
+  severity?: 'error' | 'warning'
+}
+
+export class ConfigError extends UsageError {
+  readonly issues: FieldIssue[]
+  readonly source: string
+  constructor(source: string, issues: FieldIssue[]) {
+    const lines = issues.map((i) => `  - ${i.path}: ${i.message}${i.fix ? ` (${i.fix})` : ''}`)
+    super(`Invalid configuration in ${source}:\n${lines.join('\n')}`, {
+      suggestion: `Fix the field${issues.length > 1 ? 's' : ''} above in ${source} (or the matching flags) and run the command again.`,
+    })
+    this.name = 'ConfigError'
+    this.issues = issues
+    this.source = source
+  }
+}
+
+/** An external command (terraform, ssh, a remote script) failed. */
+export class ExternalError extends Error {
+  readonly command: string
+  readonly stderrTail: string
+  readonly logPath?: string
+  readonly exitCode: number
+  readonly suggestion?: string
+  constructor(
+    message: string,
+    opts: {command: string; stderrTail?: string; logPath?: string; suggestion?: string; exitCode?: number; cause?: unknown},
+  ) {
+    super(message, {cause: opts.cause})
+    this.name = 'ExternalError'
+    this.command = opts.command
+    this.stderrTail = opts.stderrTail ?? ''
+    this.logPath = opts.logPath
+    this.suggestion = opts.suggestion
+    this.exitCode = opts.exitCode ?? ExitCode.failure
+  }
+}
+
+/** Ctrl+C or SIGTERM: stop cleanly with 130. */
+export class InterruptedError extends Error {
+  readonly exitCode = ExitCode.interrupted
+  constructor(message = 'Interrupted.') {
+    super(message)
+    this.name = 'InterruptedError'
+  }
+}
+
+/** A bug in autolabs: always shows how to report it. */
+export class BugError extends Error {
+  readonly exitCode = ExitCode.failure
+  constructor(message: string, opts: {cause?: unknown} = {}) {
+    super(message, opts)
+    this.name = 'BugError'
+  }
+}
+
+export function isExpected(err: unknown): err is UserError | ExternalError | InterruptedError {
+  return err instanceof UserError || err instanceof ExternalError || err instanceof InterruptedError
+}

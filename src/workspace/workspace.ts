@@ -1,0 +1,68 @@
+import {existsSync} from 'node:fs'
+import path from 'node:path'
+
+export const CONFIG_FILE = 'autolabs.yaml'
+
+/** Every path of a workspace in one place. */
+export class Workspace {
+  readonly root: string
+  constructor(root: string) {
+    this.root = path.resolve(root)
+  }
+
+  get configFile() {
+    return path.join(this.root, CONFIG_FILE)
+  }
+  get stateDir() {
+    return path.join(this.root, '.autolabs')
+  }
+  get secretsFile() {
+    return path.join(this.stateDir, 'secrets.yaml')
+  }
+  get stateFile() {
+    return path.join(this.stateDir, 'state.json')
+  }
+  get logsDir() {
+    return path.join(this.stateDir, 'logs')
+  }
+  get knownHostsFile() {
+    return path.join(this.stateDir, 'known_hosts')
+  }
+  get kubeconfigFile() {
+    return path.join(this.stateDir, 'kubeconfig')
+  }
+  get terraformDir() {
+    return path.join(this.root, 'terraform')
+  }
+  get tfvarsFile() {
+    return path.join(this.terraformDir, 'terraform.tfvars.json')
+  }
+  get backupsDir() {
+    return path.join(this.root, 'backups')
+  }
+  get gitignoreFile() {
+    return path.join(this.root, '.gitignore')
+  }
+  logFile(...parts: string[]) {
+    return path.join(this.logsDir, ...parts)
+  }
+
+  exists(): boolean {
+    return existsSync(this.configFile)
+  }
+}
+
+/**
+ * The workspace: --dir / AUTOLABS_DIR if given; else the nearest directory upwards holding
+ * autolabs.yaml (like git); else the current directory (where `init` creates one).
+ */
+export function findWorkspace(opts: {dir?: string; cwd?: string} = {}): Workspace {
+  if (opts.dir) return new Workspace(opts.dir)
+  let cur = path.resolve(opts.cwd ?? process.cwd())
+  for (;;) {
+    if (existsSync(path.join(cur, CONFIG_FILE))) return new Workspace(cur)
+    const parent = path.dirname(cur)
+    if (parent === cur) return new Workspace(opts.cwd ?? process.cwd())
+    cur = parent
+  }
+}
