@@ -1,0 +1,68 @@
+import {UsageError} from '../errors.js'
+
+/**
+ * Every question of autolabs goes through here. An answer comes, in order, from: the flag
+ * (or its AUTOLABS_* env), the existing workspace, a prompt (TTY and no --yes), the default.
+ * With no TTY (or --yes) and no default for a required answer, fail at once naming the flag.
+ * Prompts load lazily: @inquirer/prompts is only imported when a question is really asked.
+ */
+export interface Question<T> {
+  /** The config path it answers, e.g. network.vms.gitlab.ip. */
+  key: string
+  /** The flag that answers it without a prompt, e.g. --gitlab-ip. */
+  flag: string
+  env?: string
+  message: string
+  /** Given on the command line or in the environment. */
+  given?: T
+  /** From the existing workspace (init on an existing workspace updates). */
+  existing?: T
+  default?: T
+  /** Returns an error message or true. */
+  validate?: (value: T) => string | true
+  choices?: Array<{name: string; value: T; description?: string}>
+  secret?: boolean
+  kind?: 'text' | 'number' | 'select' | 'confirm'
+  /** No usable default: must be answered by flag, env, existing workspace or prompt. */
+  required?: boolean
+}
+
+export interface AskContext {
+  interactive: boolean
+  /** --yes: accept defaults, never prompt. */
+  yes: boolean
+}
+
+export function canPrompt(): boolean {
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && process.env.CI !== 'true'
+}
+
+export async function ask<T>(q: Question<T>, ctx: AskContext): Promise<T> {
+  const check = (v: T, origin: string): T => {
+    const ok = q.validate ? q.validate(v) : true
+    if (ok !== true) throw new UsageError(`${origin} for ${q.key}: ${ok}`, {suggestion: `Pass a valid value with ${q.flag}${q.env ? ` (or ${q.env})` : ''}.`})
+    return v
+  }
+  if (q.given !== undefined) return check(q.given, `Invalid ${q.flag}`)
+  const fallback = q.existing ?? q.default
+  if (!ctx.interactive || ctx.yes) {
+    if (fallback === undefined || (q.required && q.existing === undefined && q.default === undefined))
+      throw new UsageError(`No answer for "${q.message.replace(/[?:]\s*$/, '')}" (${q.key}).`, {
+        suggestion: `Pass ${q.flag}${q.env ? ` or set ${q.env}` : ''}${ctx.interactive ? '' : ' (no terminal to ask on)'}.`,
+      })
+    return fallback
+  }
+  return check(await prompt(q, fallback), 'Invalid answer')
+}
+
+async function prompt<T>(q: Question<T>, fallback: T | undefined): Promise<T> {
+  const inq = await import('@inquirer/prompts')
+  const validate = (v: unknown) => (q.validate ? q.validate(v as T) : true)
+  const opts = {output: process.stderr}
+  if (q.secret) return (await inq.password({message: q.message, mask: '*', validate}, opts)) as T
+  if (q.choices) return (await inq.select({message: q.message, choices: q.choices, default: fallback}, opts)) as T
+  if (q.kind === 'confirm') return (await inq.confirm({message: q.message, default: fallback as boolean}, opts)) as T
+  if (q.kind === 'number')
+    return (await inq.number({message: q.message, default: fallback as number, required: true, validate: (v) => (v === undefined ? 'required' : validate(v))}, opts)) as T
+  return (await inq.input({message: q.message, default: fallback === undefined ? undefined : String(fallback), required: true, validate}, opts)) as T
+}
