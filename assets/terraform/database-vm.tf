@@ -1,0 +1,79 @@
+# database-vm: PostgreSQL, Redis and S3-compatible object storage
+
+resource "proxmox_virtual_environment_vm" "database" {
+  node_name   = var.proxmox_node
+  vm_id       = var.vms["database"].vm_id
+  name        = var.vms["database"].name
+  description = "database-vm: PostgreSQL, Redis and S3-compatible object storage. Managed by Terraform (autolabs, environment ${var.environment_name})."
+  tags        = local.tags["database"]
+
+  # One clone at a time: clones of one template contend for its lock and for the storage
+  # lock; chaining them (plus clone.retries) avoids "can't lock file ... got timeout".
+  depends_on = [proxmox_virtual_environment_vm.gitlab]
+
+  clone {
+    vm_id   = proxmox_virtual_environment_vm.template.vm_id
+    full    = true
+    retries = var.clone_retries
+  }
+
+  started = true
+  on_boot = true
+  # Without a running guest agent a shutdown request can hang; destroy stops the VM instead.
+  stop_on_destroy = true
+
+  agent {
+    enabled = true
+    timeout = local.guest_agent_timeout
+  }
+
+  cpu {
+    cores = var.vms["database"].cores
+    type  = var.cpu_type
+  }
+
+  memory {
+    dedicated = var.vms["database"].memory_mib
+  }
+
+  disk {
+    datastore_id = var.vm_datastore
+    interface    = "scsi0"
+    iothread     = true
+    discard      = "on"
+    size         = var.vms["database"].disk_gib
+  }
+
+  network_device {
+    bridge = var.bridge
+    model  = "virtio"
+  }
+
+  initialization {
+    datastore_id = var.vm_datastore
+
+    ip_config {
+      ipv4 {
+        address = "${var.vms["database"].ip}/${var.network.prefix_length}"
+        gateway = var.network.gateway
+      }
+    }
+
+    dns {
+      servers = var.network.dns_servers
+      domain  = var.network.search_domain
+    }
+
+    # builtin mode: Proxmox's cloud-init creates the user with the keys. snippet mode: the
+    # user-data snippet does (the provider refuses both at once).
+    dynamic "user_account" {
+      for_each = var.cloud_init_mode == "builtin" ? [var.vm_user] : []
+      content {
+        username = user_account.value
+        keys     = var.ssh_public_keys
+      }
+    }
+
+    user_data_file_id = lookup(local.user_data_file_ids, "database", null)
+  }
+}

@@ -1,0 +1,75 @@
+# gitlab-vm: GitLab CE, Container Registry and GitLab Runner
+
+resource "proxmox_virtual_environment_vm" "gitlab" {
+  node_name   = var.proxmox_node
+  vm_id       = var.vms["gitlab"].vm_id
+  name        = var.vms["gitlab"].name
+  description = "gitlab-vm: GitLab CE, Container Registry and GitLab Runner. Managed by Terraform (autolabs, environment ${var.environment_name})."
+  tags        = local.tags["gitlab"]
+
+  clone {
+    vm_id   = proxmox_virtual_environment_vm.template.vm_id
+    full    = true
+    retries = var.clone_retries
+  }
+
+  started = true
+  on_boot = true
+  # Without a running guest agent a shutdown request can hang; destroy stops the VM instead.
+  stop_on_destroy = true
+
+  agent {
+    enabled = true
+    timeout = local.guest_agent_timeout
+  }
+
+  cpu {
+    cores = var.vms["gitlab"].cores
+    type  = var.cpu_type
+  }
+
+  memory {
+    dedicated = var.vms["gitlab"].memory_mib
+  }
+
+  disk {
+    datastore_id = var.vm_datastore
+    interface    = "scsi0"
+    iothread     = true
+    discard      = "on"
+    size         = var.vms["gitlab"].disk_gib
+  }
+
+  network_device {
+    bridge = var.bridge
+    model  = "virtio"
+  }
+
+  initialization {
+    datastore_id = var.vm_datastore
+
+    ip_config {
+      ipv4 {
+        address = "${var.vms["gitlab"].ip}/${var.network.prefix_length}"
+        gateway = var.network.gateway
+      }
+    }
+
+    dns {
+      servers = var.network.dns_servers
+      domain  = var.network.search_domain
+    }
+
+    # builtin mode: Proxmox's cloud-init creates the user with the keys. snippet mode: the
+    # user-data snippet does (the provider refuses both at once).
+    dynamic "user_account" {
+      for_each = var.cloud_init_mode == "builtin" ? [var.vm_user] : []
+      content {
+        username = user_account.value
+        keys     = var.ssh_public_keys
+      }
+    }
+
+    user_data_file_id = lookup(local.user_data_file_ids, "gitlab", null)
+  }
+}
