@@ -1,0 +1,642 @@
+/**
+ * Lab machines for tests: real Debian 12 systemd machines (systemd-nspawn --boot) with sshd,
+ * each in its own network namespace on a private bridge, as described in shared/LAB.md.
+ *
+ *   import {labAvailable, startLab} from '../support/lab/lab.js'
+ *   const avail = labAvailable()
+ *   describe.skipIf(!avail.ok)(`... (lab: ${avail.reason})`, () => {
+ *     let lab: Lab
+ *     beforeAll(async () => { lab = await startLab({name: 'deploy-db', subnet: 31, machines: [{name: 'database-vm'}]}) })
+ *     afterAll(async () => { await lab?.stop() })
+ *     it('...', async () => {
+ *       const m = lab.machine('database-vm')       // {name, ip, user, keyPath, hostKeyFingerprint, ...}
+ *       await m.exec('systemctl is-active ssh')    // as root inside the machine (nsenter, no SSH)
+ *       // connectSsh({name: m.name, host: m.ip, user: m.user, privateKeyPath: m.keyPath}, ...)
+ *     })
+ *   })
+ *
+ * - `subnet` is X in 10.99.X.0/24 and identifies the lab: use a different X in each test file
+ *   (taken: 20 lab-smoke, 21 ssh-readiness, 22 ssh-session). The gateway (the host's bridge
+ *   address) is .1; machines get .10, .11, ... unless `ip` is given.
+ * - The rootfs is built once (debootstrap, ~1 min) into /var/cache/autolabs-lab/ and reused
+ *   across runs; each machine unpacks its own copy, with its own SSH host keys.
+ * - The cloud user (default `debian`) has passwordless sudo and the lab's key (or `publicKey`).
+ * - apt works through apt-cacher-ng on the host (`lab.aptProxy`, shared by every lab, restricted
+ *   to the host's Debian mirror). `aptProxyInMachine: false` leaves the machine without the
+ *   proxy setting, as a fresh cloud VM would be (the product's apt-proxy option then sets it).
+ * - Machines have no default route and no DNS: nothing leaves the bridge except through the proxy.
+ * - `stop()` powers machines off (SIGTERM, then SIGKILL), removes namespaces, links and files;
+ *   a process exit does the same synchronously; a stale lab with the same subnet from a crashed
+ *   run is cleaned up at the next start.
+ */
+import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, closeSync} from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export const LAB_CACHE_DIR = process.env.AUTOLABS_LAB_CACHE ?? '/var/cache/autolabs-lab'
+export const LAB_RUN_DIR = process.env.AUTOLABS_LAB_RUN ?? '/var/tmp/autolabs-lab'
+export const ROOTFS_TAR = path.join(LAB_CACHE_DIR, 'rootfs-bookworm.tar')
+export const APT_PROXY_PORT = 3149
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const BUILD_SCRIPT = path.join(HERE, 'build-rootfs.sh')
+const PATH_IN_MACHINE = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+export interface ExecResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+export interface LabMachineSpec {
+  name: string
+  /** Full address inside the lab's /24; default 10.99.X.(10+index). */
+  ip?: string
+}
+
+export interface StartLabOptions {
+  /** Names the lab in logs and errors (e.g. the test file's topic). */
+  name: string
+  /** X in 10.99.X.0/24, 2..254; unique per test file. Default: derived from `name`. */
+  subnet?: number
+  machines: LabMachineSpec[]
+  /** The cloud image's default user. Default `debian`. */
+  user?: string
+  /** An OpenSSH public key line for the user; default: a key generated for this lab. */
+  publicKey?: string
+  /** Write the apt proxy into the machine (default true). */
+  aptProxyInMachine?: boolean
+  /** Boot the machines now and wait for sshd (default true). With false, call `lab.boot(name)`. */
+  boot?: boolean
+  /** Bound on boot-to-sshd per machine. Default 90 s. */
+  bootTimeoutMs?: number
+  /** Change a machine's filesystem before it boots (e.g. install a fake command). */
+  prepare?: (m: {name: string; rootfs: string}) => void | Promise<void>
+}
+
+export interface LabMachine {
+  name: string
+  ip: string
+  user: string
+  /** Private key accepted for `user` (0600). */
+  keyPath: string
+  /** Host path of the machine's root filesystem. */
+  rootfs: string
+  /** SHA256:… of the machine's ed25519 host key, as `ssh-keygen -lf` shows it. */
+  hostKeyFingerprint: string
+  /** Milliseconds from starting systemd-nspawn to sshd's banner (undefined until booted). */
+  bootMs?: number
+  /** pid of systemd-nspawn (undefined until booted). */
+  pid?: number
+  /** Runs `cmd` with bash as root inside the machine (nsenter; does not need sshd). */
+  exec(cmd: string, opts?: {input?: string; timeoutMs?: number}): Promise<ExecResult>
+}
+
+export interface Lab {
+  name: string
+  subnet: string
+  gateway: string
+  /** http://<gateway>:3149 — apt-cacher-ng on the host. */
+  aptProxy: string
+  bridge: string
+  dir: string
+  keyPath: string
+  machines: LabMachine[]
+  /** ms spent building the rootfs tarball in this process (0 when the cached one was used). */
+  rootfsBuildMs: number
+  machine(name: string): LabMachine
+  /** Boots a machine prepared with `boot: false` (or stopped) and waits for sshd. */
+  boot(name: string, opts?: {waitForSsh?: boolean}): Promise<void>
+  /** Powers one machine off (SIGTERM to nspawn, bounded), keeping its disk and network. */
+  shutdown(name: string): Promise<void>
+  /** Kills sshd in a machine: 'sessions' drops every SSH connection; 'all' also the listener (systemd restarts it). */
+  killSshd(name: string, mode?: 'sessions' | 'all'): Promise<void>
+  /** New SSH host keys and an sshd restart: what a re-created VM at the same address looks like. */
+  regenerateHostKeys(name: string): Promise<string>
+  stop(): Promise<void>
+}
+
+/** Whether lab tests can run here; `reason` says why not (for skipIf titles). */
+export function labAvailable(): {ok: boolean; reason: string} {
+  if (process.env.AUTOLABS_SKIP_LAB) return {ok: false, reason: 'AUTOLABS_SKIP_LAB is set'}
+  if (process.platform !== 'linux') return {ok: false, reason: 'lab machines need Linux'}
+  if (process.getuid?.() !== 0) return {ok: false, reason: 'lab machines need root (systemd-nspawn, network namespaces)'}
+  const need: Array<[string, string]> = [
+    ['/usr/bin/systemd-nspawn', 'systemd-container'],
+    ['/usr/sbin/debootstrap', 'debootstrap'],
+    ['/usr/sbin/ip', 'iproute2'],
+    ['/usr/bin/nsenter', 'util-linux'],
+    ['/usr/sbin/apt-cacher-ng', 'apt-cacher-ng'],
+    ['/usr/bin/ssh-keygen', 'openssh-client'],
+    ['/usr/bin/flock', 'util-linux'],
+  ]
+  const missing = need.filter(([bin]) => !existsSync(bin)).map(([bin, pkg]) => `${bin} (apt-get install ${pkg})`)
+  if (missing.length > 0) return {ok: false, reason: `missing ${missing.join(', ')}`}
+  return {ok: true, reason: 'root with systemd-nspawn, debootstrap, iproute2 and apt-cacher-ng'}
+}
+
+// ---------------------------------------------------------------------------------------------
+// small process helpers
+
+function run(cmd: string, args: string[], opts: {input?: string; timeoutMs?: number; allowFail?: boolean} = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, {timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL'}, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? ((err as {code: number}).code) : 1) : 0
+      const res = {code, stdout: String(stdout), stderr: String(stderr)}
+      if (err && !opts.allowFail) {
+        reject(new Error(`${cmd} ${args.join(' ')} failed (${(err as Error).message.split('\n')[0]}): ${res.stderr.trim().slice(-2000)}`))
+      } else resolve(res)
+    })
+    if (opts.input !== undefined) child.stdin?.end(opts.input)
+    else child.stdin?.end()
+  })
+}
+
+function runSyncQuiet(cmd: string, args: string[]): void {
+  try {
+    execFileSync(cmd, args, {stdio: 'ignore', timeout: 10_000})
+  } catch {
+    // best effort: cleanup of something that may not exist
+  }
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
+  } catch {
+    return ''
+  }
+}
+
+/** The container's PID 1: nspawn's child running systemd. */
+function leaderOf(nspawnPid: number): number | undefined {
+  try {
+    for (const task of readdirSync(`/proc/${nspawnPid}/task`)) {
+      const kids = readFileSync(`/proc/${nspawnPid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)
+      for (const k of kids) {
+        const comm = readFileSync(`/proc/${k}/comm`, 'utf8').trim()
+        if (comm === 'systemd' || comm === 'init') return Number(k)
+      }
+    }
+  } catch {
+    // gone
+  }
+  return undefined
+}
+
+export function fingerprintOfPublicKeyLine(line: string): string {
+  const b64 = line.trim().split(/\s+/)[1]
+  if (!b64) throw new Error(`not an OpenSSH public key line: ${line}`)
+  return `SHA256:${createHash('sha256').update(Buffer.from(b64, 'base64')).digest('base64').replace(/=+$/, '')}`
+}
+
+/** TCP connect and read the SSH banner: sshd is really serving. */
+function sshBanner(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({host, port})
+    let buf = ''
+    const done = (ok: boolean) => {
+      sock.destroy()
+      clearTimeout(t)
+      resolve(ok)
+    }
+    const t = setTimeout(() => done(false), timeoutMs)
+    sock.on('data', (d) => {
+      buf += d.toString('latin1')
+      if (buf.includes('SSH-')) done(true)
+    })
+    sock.on('error', () => done(false))
+    sock.on('close', () => done(false))
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// host side: rootfs and apt proxy (shared by every lab, built/started under a file lock)
+
+function hostMirror(): string {
+  try {
+    const src = readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8')
+    const m = /^URIs:\s*(\S+)/m.exec(src)
+    if (m) return m[1].replace(/\/$/, '')
+  } catch {
+    // fall through
+  }
+  try {
+    const src = readFileSync('/etc/apt/sources.list', 'utf8')
+    const m = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s/m.exec(src)
+    if (m) return m[1].replace(/\/$/, '')
+  } catch {
+    // fall through
+  }
+  return 'http://deb.debian.org/debian'
+}
+
+let rootfsPromise: Promise<number> | undefined
+
+/** Ensures the rootfs tarball exists; returns the ms spent building (0 if cached). */
+export function ensureRootfs(): Promise<number> {
+  rootfsPromise ??= (async () => {
+    if (existsSync(ROOTFS_TAR)) return 0
+    mkdirSync(LAB_CACHE_DIR, {recursive: true})
+    const started = Date.now()
+    // flock: several test processes (and helpers) may ask at once; the script re-checks.
+    const script = `[ -e "$1" ] || bash "$3" "$1" "$2"`
+    await run('flock', ['-w', '600', path.join(LAB_CACHE_DIR, '.build.lock'), 'bash', '-c', script, 'build', ROOTFS_TAR, hostMirror(), BUILD_SCRIPT], {
+      timeoutMs: 900_000,
+    })
+    if (!existsSync(ROOTFS_TAR)) throw new Error(`rootfs build did not produce ${ROOTFS_TAR}`)
+    return Date.now() - started
+  })()
+  rootfsPromise.catch(() => {
+    rootfsPromise = undefined
+  })
+  return rootfsPromise
+}
+
+let aptProxyPromise: Promise<void> | undefined
+
+/** Starts the shared apt-cacher-ng (idempotent; it outlives the test process on purpose). */
+export function ensureAptProxy(): Promise<void> {
+  aptProxyPromise ??= (async () => {
+    const base = path.join(LAB_CACHE_DIR, 'acng')
+    if (await portOpen('127.0.0.1', APT_PROXY_PORT)) return
+    const conf = path.join(base, 'etc')
+    for (const d of [conf, path.join(base, 'cache'), path.join(base, 'log')]) mkdirSync(d, {recursive: true})
+    writeFileSync(path.join(conf, 'backends_debian'), `${hostMirror()}/\n`)
+    writeFileSync(
+      path.join(conf, 'acng.conf'),
+      [
+        `CacheDir: ${base}/cache`,
+        `LogDir: ${base}/log`,
+        'SupportDir: /usr/lib/apt-cacher-ng',
+        `Port: ${APT_PROXY_PORT}`,
+        'BindAddress: 0.0.0.0',
+        `PidFile: ${base}/acng.pid`,
+        'Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian',
+        // Only the remapped Debian archive: a request for any other host is refused at once
+        // (the lab must never send traffic to other addresses).
+        'ForceManaged: 1',
+        'ExThreshold: 4',
+        '',
+      ].join('\n'),
+    )
+    const script = `
+      if ! (exec 3<>/dev/tcp/127.0.0.1/${APT_PROXY_PORT}) 2>/dev/null; then
+        apt-cacher-ng -c "$1" ForeGround=0
+      fi`
+    await run('flock', ['-w', '60', path.join(base, '.start.lock'), 'bash', '-c', script, 'acng', conf], {timeoutMs: 90_000})
+    const deadline = Date.now() + 15_000
+    while (!(await portOpen('127.0.0.1', APT_PROXY_PORT))) {
+      if (Date.now() > deadline) throw new Error(`apt-cacher-ng did not listen on :${APT_PROXY_PORT} (log: ${base}/log)`)
+      await sleep(200)
+    }
+  })()
+  aptProxyPromise.catch(() => {
+    aptProxyPromise = undefined
+  })
+  return aptProxyPromise
+}
+
+function portOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({host, port})
+    const t = setTimeout(() => {
+      sock.destroy()
+      resolve(false)
+    }, timeoutMs)
+    sock.on('connect', () => {
+      clearTimeout(t)
+      sock.destroy()
+      resolve(true)
+    })
+    sock.on('error', () => {
+      clearTimeout(t)
+      resolve(false)
+    })
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// the lab
+
+interface Record_ {
+  owner: number
+  name: string
+  bridge: string
+  netns: string[]
+  veths: string[]
+  pids: number[]
+}
+
+const active = new Set<LabImpl>()
+let exitHookInstalled = false
+
+function installExitHook() {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.on('exit', () => {
+    for (const lab of active) lab.stopSync()
+  })
+}
+
+function subnetFromName(name: string): number {
+  const h = createHash('sha256').update(name).digest()
+  return 100 + (h[0] % 150)
+}
+
+class LabImpl implements Lab {
+  name: string
+  subnet: string
+  gateway: string
+  aptProxy: string
+  bridge: string
+  dir: string
+  keyPath: string
+  machines: LabMachine[] = []
+  rootfsBuildMs = 0
+  private x: number
+  private procs = new Map<string, ChildProcess>()
+  private netns = new Map<string, string>()
+  private veths: string[] = []
+  private bootTimeoutMs: number
+  private stopped = false
+
+  constructor(opts: StartLabOptions, x: number) {
+    this.name = opts.name
+    this.x = x
+    this.subnet = `10.99.${x}.0/24`
+    this.gateway = `10.99.${x}.1`
+    this.aptProxy = `http://${this.gateway}:${APT_PROXY_PORT}`
+    this.bridge = `alb${x}`
+    this.dir = path.join(LAB_RUN_DIR, String(x))
+    this.keyPath = path.join(this.dir, 'id_ed25519')
+    this.bootTimeoutMs = opts.bootTimeoutMs ?? 90_000
+  }
+
+  machine(name: string): LabMachine {
+    const m = this.machines.find((x) => x.name === name)
+    if (!m) throw new Error(`no lab machine ${name} (have: ${this.machines.map((x) => x.name).join(', ')})`)
+    return m
+  }
+
+  private recordFile() {
+    return path.join(this.dir, 'lab.json')
+  }
+
+  private saveRecord() {
+    const rec: Record_ = {
+      owner: process.pid,
+      name: this.name,
+      bridge: this.bridge,
+      netns: [...this.netns.values()],
+      veths: this.veths,
+      pids: [...this.procs.values()].map((p) => p.pid).filter((p): p is number => typeof p === 'number'),
+    }
+    writeFileSync(this.recordFile(), JSON.stringify(rec, null, 2))
+  }
+
+  /** Removes what a crashed earlier run with this subnet left behind. */
+  async cleanStale() {
+    const file = this.recordFile()
+    if (existsSync(file)) {
+      let rec: Partial<Record_> = {}
+      try {
+        rec = JSON.parse(readFileSync(file, 'utf8')) as Record_
+      } catch {
+        // unreadable: clean by name below
+      }
+      if (rec.owner && rec.owner !== process.pid && pidAlive(rec.owner) && cmdlineOf(rec.owner).includes('node')) {
+        throw new Error(
+          `lab subnet 10.99.${this.x}.0/24 is in use by another test process (pid ${rec.owner}, lab "${rec.name}"); give this test file its own subnet`,
+        )
+      }
+      for (const pid of rec.pids ?? []) killNspawnSync(pid, this.dir)
+    }
+    // By name too: the record may be missing after a crash before it was written.
+    const nsList = await run('ip', ['netns', 'list'], {allowFail: true})
+    for (const line of nsList.stdout.split('\n')) {
+      const ns = line.split(/\s+/)[0]
+      if (ns && ns.startsWith(`al${this.x}-`)) runSyncQuiet('ip', ['netns', 'del', ns])
+    }
+    const links = await run('ip', ['-o', 'link', 'show'], {allowFail: true})
+    for (const line of links.stdout.split('\n')) {
+      const m = /^\d+:\s+([^:@]+)/.exec(line)
+      if (m && (m[1] === this.bridge || m[1].startsWith(`alv${this.x}m`))) runSyncQuiet('ip', ['link', 'del', m[1]])
+    }
+    rmSync(this.dir, {recursive: true, force: true})
+  }
+
+  async setup(opts: StartLabOptions) {
+    mkdirSync(this.dir, {recursive: true})
+    this.saveRecord()
+    const [buildMs] = await Promise.all([ensureRootfs(), ensureAptProxy()])
+    this.rootfsBuildMs = buildMs
+
+    let publicKey = opts.publicKey
+    if (!publicKey) {
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `autolabs-lab-${this.x}`, '-f', this.keyPath])
+      publicKey = readFileSync(`${this.keyPath}.pub`, 'utf8').trim()
+    }
+
+    await run('ip', ['link', 'add', this.bridge, 'type', 'bridge'])
+    await run('ip', ['addr', 'add', `${this.gateway}/24`, 'dev', this.bridge])
+    await run('ip', ['link', 'set', this.bridge, 'up'])
+
+    const user = opts.user ?? 'debian'
+    const used = new Set<string>([this.gateway])
+    await Promise.all(
+      opts.machines.map(async (spec, i) => {
+        if (!/^[a-z][a-z0-9-]{0,30}$/.test(spec.name)) throw new Error(`lab machine name "${spec.name}": use a-z, 0-9 and -`)
+        const ip = spec.ip ?? `10.99.${this.x}.${10 + i}`
+        if (!ip.startsWith(`10.99.${this.x}.`)) throw new Error(`lab machine ${spec.name}: ip ${ip} is outside ${this.subnet}`)
+        if (used.has(ip)) throw new Error(`lab machine ${spec.name}: ip ${ip} is taken`)
+        used.add(ip)
+        const ns = `al${this.x}-${spec.name}`
+        const veth = `alv${this.x}m${i}`
+        this.netns.set(spec.name, ns)
+        this.veths.push(veth)
+        this.saveRecord()
+        await run('ip', ['netns', 'add', ns])
+        await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+        await run('ip', ['link', 'set', veth, 'master', this.bridge])
+        await run('ip', ['link', 'set', veth, 'up'])
+        await run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
+        await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up'])
+        await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up'])
+
+        const rootfs = path.join(this.dir, spec.name, 'rootfs')
+        mkdirSync(rootfs, {recursive: true})
+        await run('tar', ['-C', rootfs, '--numeric-owner', '-xpf', ROOTFS_TAR], {timeoutMs: 300_000})
+        await this.personalize(rootfs, spec.name, user, publicKey, opts.aptProxyInMachine ?? true)
+        if (opts.prepare) await opts.prepare({name: spec.name, rootfs})
+        const hostKeyFingerprint = fingerprintOfPublicKeyLine(readFileSync(path.join(rootfs, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8'))
+        const machine: LabMachine = {
+          name: spec.name,
+          ip,
+          user,
+          keyPath: this.keyPath,
+          rootfs,
+          hostKeyFingerprint,
+          exec: (cmd, o) => this.execIn(spec.name, cmd, o),
+        }
+        this.machines[i] = machine
+      }),
+    )
+  }
+
+  private async personalize(rootfs: string, name: string, user: string, publicKey: string, proxy: boolean) {
+    await run('ssh-keygen', ['-A', '-f', rootfs])
+    writeFileSync(path.join(rootfs, 'etc/hostname'), `${name}\n`)
+    writeFileSync(path.join(rootfs, 'etc/hosts'), `127.0.0.1 localhost\n127.0.1.1 ${name}\n::1 localhost ip6-localhost ip6-loopback\n`)
+    await run('chroot', [rootfs, 'useradd', '-m', '-s', '/bin/bash', '-G', 'sudo', user])
+    writeFileSync(path.join(rootfs, 'etc/sudoers.d/90-cloud-init-users'), `${user} ALL=(ALL) NOPASSWD:ALL\n`, {mode: 0o440})
+    const sshDir = `/home/${user}/.ssh`
+    mkdirSync(path.join(rootfs, sshDir), {recursive: true, mode: 0o700})
+    writeFileSync(path.join(rootfs, sshDir, 'authorized_keys'), `${publicKey}\n`, {mode: 0o600})
+    await run('chroot', [rootfs, 'chown', '-R', `${user}:${user}`, sshDir])
+    if (proxy) writeFileSync(path.join(rootfs, 'etc/apt/apt.conf.d/01autolabs-lab-proxy'), `Acquire::http::Proxy "${this.aptProxy}";\n`)
+  }
+
+  async boot(name: string, opts: {waitForSsh?: boolean} = {}) {
+    const m = this.machine(name)
+    if (this.procs.has(name)) throw new Error(`lab machine ${name} is already running`)
+    const ns = this.netns.get(name)!
+    const logFd = openSync(path.join(this.dir, name, 'console.log'), 'a')
+    const started = Date.now()
+    const child = spawn(
+      'systemd-nspawn',
+      [
+        '-D', m.rootfs, '-M', name, '--boot', '--register=no', '--keep-unit',
+        `--network-namespace-path=/run/netns/${ns}`,
+        '--resolv-conf=off', '--timezone=off', '--link-journal=no', '--console=passive',
+      ],
+      {stdio: ['ignore', logFd, logFd]},
+    )
+    closeSync(logFd)
+    this.procs.set(name, child)
+    m.pid = child.pid
+    this.saveRecord()
+    let exited: string | undefined
+    child.on('exit', (code, sig) => {
+      exited = `systemd-nspawn exited (${sig ?? code})`
+      if (this.procs.get(name) === child) this.procs.delete(name)
+    })
+    if (opts.waitForSsh === false) return
+    const deadline = started + this.bootTimeoutMs
+    while (!(await sshBanner(m.ip, 22, 2000))) {
+      if (exited) throw new Error(`lab machine ${name} did not boot: ${exited}; see ${path.join(this.dir, name, 'console.log')}`)
+      if (Date.now() > deadline) throw new Error(`lab machine ${name}: sshd not up after ${this.bootTimeoutMs / 1000} s; see ${path.join(this.dir, name, 'console.log')}`)
+      await sleep(200)
+    }
+    m.bootMs = Date.now() - started
+  }
+
+  async execIn(name: string, cmd: string, opts: {input?: string; timeoutMs?: number} = {}): Promise<ExecResult> {
+    const child = this.procs.get(name)
+    const leader = child?.pid ? leaderOf(child.pid) : undefined
+    if (!leader) throw new Error(`lab machine ${name} is not running`)
+    return run(
+      'nsenter',
+      ['-t', String(leader), '-m', '-u', '-i', '-n', '-p', '-r', '-w', '--', '/usr/bin/env', '-i', `PATH=${PATH_IN_MACHINE}`, 'HOME=/root', 'LANG=C.UTF-8', '/bin/bash', '-c', cmd],
+      {input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000, allowFail: true},
+    )
+  }
+
+  async killSshd(name: string, mode: 'sessions' | 'all' = 'all') {
+    // Session processes are titled "sshd: user [priv]" / "sshd: user@notty"; the listener is not.
+    const cmd = mode === 'all' ? 'pkill -KILL -x sshd || true' : `pkill -KILL -f '^sshd: [^/]' || true`
+    const r = await this.execIn(name, cmd)
+    if (r.code !== 0) throw new Error(`killSshd ${name}: ${r.stderr}`)
+  }
+
+  async regenerateHostKeys(name: string): Promise<string> {
+    const r = await this.execIn(name, 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh && cat /etc/ssh/ssh_host_ed25519_key.pub')
+    if (r.code !== 0) throw new Error(`regenerateHostKeys ${name}: ${r.stderr}`)
+    const fp = fingerprintOfPublicKeyLine(r.stdout)
+    this.machine(name).hostKeyFingerprint = fp
+    return fp
+  }
+
+  async shutdown(name: string) {
+    const child = this.procs.get(name)
+    if (!child?.pid) return
+    const pid = child.pid
+    const leader = leaderOf(pid)
+    const gone = new Promise<void>((r) => child.once('exit', () => r()))
+    child.kill('SIGTERM')
+    const clean = await Promise.race([gone.then(() => true), sleep(15_000).then(() => false)])
+    if (!clean) {
+      if (leader) runSyncQuiet('kill', ['-KILL', String(leader)])
+      child.kill('SIGKILL')
+      await Promise.race([gone, sleep(5000)])
+    }
+    this.procs.delete(name)
+    this.machine(name).pid = undefined
+  }
+
+  async stop() {
+    if (this.stopped) return
+    this.stopped = true
+    await Promise.all([...this.procs.keys()].map((n) => this.shutdown(n).catch(() => undefined)))
+    this.stopSync()
+  }
+
+  /** Synchronous teardown (also used from process.on('exit')). */
+  stopSync() {
+    for (const child of this.procs.values()) if (child.pid) killNspawnSync(child.pid, this.dir)
+    this.procs.clear()
+    for (const ns of this.netns.values()) runSyncQuiet('ip', ['netns', 'del', ns])
+    for (const v of this.veths) runSyncQuiet('ip', ['link', 'del', v])
+    runSyncQuiet('ip', ['link', 'del', this.bridge])
+    rmSync(this.dir, {recursive: true, force: true})
+    active.delete(this)
+  }
+}
+
+/** Kills an nspawn we started (checked by its command line) and its container's PID 1. */
+function killNspawnSync(pid: number, dirPrefix: string) {
+  if (!pidAlive(pid) || !cmdlineOf(pid).includes('systemd-nspawn') || !cmdlineOf(pid).includes(dirPrefix)) return
+  const leader = leaderOf(pid)
+  // Killing a PID namespace's init kills every process in it.
+  if (leader) runSyncQuiet('kill', ['-KILL', String(leader)])
+  runSyncQuiet('kill', ['-KILL', String(pid)])
+  const until = Date.now() + 5000
+  while (pidAlive(pid) && Date.now() < until) runSyncQuiet('sleep', ['0.1'])
+}
+
+/** Creates the lab's network and machines and (unless `boot: false`) boots them and waits for sshd. */
+export async function startLab(opts: StartLabOptions): Promise<Lab> {
+  const avail = labAvailable()
+  if (!avail.ok) throw new Error(`lab not available: ${avail.reason}`)
+  const x = opts.subnet ?? subnetFromName(opts.name)
+  if (!Number.isInteger(x) || x < 2 || x > 254) throw new Error(`lab subnet ${x}: use 2..254 (10.99.X.0/24)`)
+  if (opts.machines.length === 0 || opts.machines.length > 8) throw new Error('a lab has 1..8 machines')
+  installExitHook()
+  const lab = new LabImpl(opts, x)
+  await lab.cleanStale()
+  active.add(lab)
+  try {
+    await lab.setup(opts)
+    if (opts.boot !== false) await Promise.all(lab.machines.map((m) => lab.boot(m.name)))
+  } catch (err) {
+    await lab.stop()
+    throw err
+  }
+  return lab
+}
