@@ -44,8 +44,11 @@ export class ConfigError extends UsageError {
   readonly source: string
   constructor(source: string, issues: FieldIssue[]) {
     const lines = issues.map((i) => `  - ${i.path}: ${i.message}${i.fix ? ` (${i.fix})` : ''}`)
-    super(`Invalid configuration in ${source}:\n${lines.join('\n')}`, {
-      suggestion: `Fix the field${issues.length > 1 ? 's' : ''} above in ${source} (or the matching flags) and run the command again.`,
+    const fromFlag = source.startsWith('--')
+    super(`Invalid ${fromFlag ? 'value for' : 'configuration in'} ${source}:\n${lines.join('\n')}`, {
+      suggestion: fromFlag
+        ? `Pass a valid value with ${source.split(' ')[0]}. Nothing was written.`
+        : `Fix the field${issues.length > 1 ? 's' : ''} above in ${source} (or pass the matching flags) and run the command again. Nothing was written.`,
     })
     this.name = 'ConfigError'
     this.issues = issues

@@ -99,6 +99,7 @@ function annotate(node: YAMLMap, pathSoFar: string[]): void {
     const p = [...pathSoFar, key].join('.')
     const docText = FIELD_DOCS[p]
     if (docText && isScalar(pair.key)) pair.key.commentBefore = ` ${docText}`
+    if (pathSoFar.length === 0 && isScalar(pair.key) && isMap(pair.value)) pair.key.spaceBefore = true
     if (isMap(pair.value)) annotate(pair.value, [...pathSoFar, key])
   }
 }

@@ -1,4 +1,4 @@
-import {UsageError} from '../errors.js'
+import {ConfigError, UsageError} from '../errors.js'
 
 /**
  * Every question of autolabs goes through here. An answer comes, in order, from: the flag
@@ -40,10 +40,10 @@ export function canPrompt(): boolean {
 export async function ask<T>(q: Question<T>, ctx: AskContext): Promise<T> {
   const check = (v: T, origin: string): T => {
     const ok = q.validate ? q.validate(v) : true
-    if (ok !== true) throw new UsageError(`${origin} for ${q.key}: ${ok}`, {suggestion: `Pass a valid value with ${q.flag}${q.env ? ` (or ${q.env})` : ''}.`})
+    if (ok !== true) throw new ConfigError(origin, [{path: q.key, message: ok}])
     return v
   }
-  if (q.given !== undefined) return check(q.given, `Invalid ${q.flag}`)
+  if (q.given !== undefined) return check(q.given, `${q.flag}${q.env ? ` (${q.env})` : ''}`)
   const fallback = q.existing ?? q.default
   if (!ctx.interactive || ctx.yes) {
     if (fallback === undefined || (q.required && q.existing === undefined && q.default === undefined))
@@ -52,7 +52,7 @@ export async function ask<T>(q: Question<T>, ctx: AskContext): Promise<T> {
       })
     return fallback
   }
-  return check(await prompt(q, fallback), 'Invalid answer')
+  return check(await prompt(q, fallback), 'the answer')
 }
 
 async function prompt<T>(q: Question<T>, fallback: T | undefined): Promise<T> {

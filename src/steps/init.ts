@@ -228,6 +228,8 @@ export async function prepareWorkspace(
 
   const {config, warnings} = validateConfig(input, existing ? ws.configFile : 'the answers (flags, environment)')
   const d = derived(config)
+  if (opts.dryRun && !existsSync(d.sshPublicKeyFile))
+    warnings.push({path: 'ssh.publicKeyFile', message: `${d.sshPublicKeyFile} does not exist; the real run needs it`, fix: 'create one with `ssh-keygen -t ed25519` or pass --ssh-public-key', severity: 'warning'})
   if (!opts.dryRun && !existsSync(d.sshPublicKeyFile))
     throw new UsageError(`SSH public key ${d.sshPublicKeyFile} (ssh.publicKeyFile) does not exist.`, {
       suggestion: 'Create one with `ssh-keygen -t ed25519` or pass --ssh-public-key <path>.',

@@ -18,7 +18,7 @@ export function formatPlan(plan: Plan): string {
   lines.push(`Environment "${plan.environment}" on ${plan.proxmox.url} (node ${plan.proxmox.node}, storage ${plan.proxmox.vmStorage}, bridge ${plan.proxmox.bridge})`)
   lines.push(`Template ${plan.template.vmid}: ${plan.template.os} from ${plan.template.image}`)
   lines.push(`Network ${plan.network.subnet}, gateway ${plan.network.gateway}, DNS ${plan.network.dns.join(', ')}`)
-  lines.push('', table.toString(), '', 'Stages:')
+  lines.push('', table.toString(), '', 'Stages (3 and later run over SSH on the three VMs at once; steps in order within a VM):')
   for (const s of plan.stages) {
     lines.push(`  ${s.order}. ${s.title}`)
     for (const vm of s.vms) {
