@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Stage "base" (every VM): boot finished, apt proxy, base packages, guest agent, time sync,
+# firewall. Parameters (env file): VM_ROLE VM_IP VM_SUBNET ADMIN_CIDRS APT_PROXY
+# ROLE_PORTS ("port/proto ..." open to the VM subnet) PUBLIC_PORTS (also open to ADMIN_CIDRS).
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+APT_PROXY_FILE=${APT_PROXY_FILE:-/etc/apt/apt.conf.d/01autolabs-proxy}
+APT_TIMEOUTS_FILE=${APT_TIMEOUTS_FILE:-/etc/apt/apt.conf.d/02autolabs-timeouts}
+BASE_PACKAGES=(ca-certificates curl gnupg iproute2 python3)
+
+# --- wait_boot: cloud-init finished, nobody holds apt --------------------------------------
+apt_busy() { pgrep -x 'apt|apt-get|dpkg|unattended-upgr|aptitude' >/dev/null 2>&1; }
+cloud_init_done() {
+  command -v cloud-init >/dev/null 2>&1 || return 0
+  local s
+  s=$(cloud-init status 2>/dev/null | awk '/^status:/ {print $2}')
+  [[ $s == "done" || $s == disabled || $s == error || $s == degraded ]]
+}
+check_wait_boot() { cloud_init_done && ! apt_busy; }
+do_wait_boot() {
+  if command -v cloud-init >/dev/null 2>&1; then
+    log "waiting for cloud-init to finish (at most 15 min)"
+    timeout 900 cloud-init status --wait >/dev/null 2>&1 || true
+    cloud_init_done || die "cloud-init did not finish within 15 minutes (cloud-init status: $(cloud-init status 2>&1 | head -n 1))"
+  fi
+  WAIT_SECONDS=600 wait_until bash -c '! pgrep -x "apt|apt-get|dpkg|unattended-upgr|aptitude"' ||
+    die "apt/dpkg is still busy after 10 minutes (another installation is running)"
+}
+
+# --- apt_proxy ----------------------------------------------------------------------------
+apt_proxy_text() { printf 'Acquire::http::Proxy "%s";' "$APT_PROXY"; }
+apt_timeouts_text() {
+  printf 'Acquire::http::Timeout "%s";\nAcquire::https::Timeout "%s";\nAcquire::Retries "1";' "$APT_TIMEOUT" "$APT_TIMEOUT"
+}
+check_apt_proxy() {
+  file_is "$APT_TIMEOUTS_FILE" "$(apt_timeouts_text)" || return 1
+  if [[ -n ${APT_PROXY:-} ]]; then
+    file_is "$APT_PROXY_FILE" "$(apt_proxy_text)"
+  else
+    [[ ! -e $APT_PROXY_FILE ]]
+  fi
+}
+do_apt_proxy() {
+  write_file "$APT_TIMEOUTS_FILE" "$(apt_timeouts_text)" 0644
+  if [[ -n ${APT_PROXY:-} ]]; then
+    write_file "$APT_PROXY_FILE" "$(apt_proxy_text)" 0644
+  else
+    rm -f "$APT_PROXY_FILE"
+  fi
+}
+
+# --- packages -----------------------------------------------------------------------------
+check_packages() {
+  compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null && pkg_installed "${BASE_PACKAGES[@]}"
+}
+do_packages() {
+  apt_update
+  apt_install "${BASE_PACKAGES[@]}"
+}
+
+# --- guest_agent --------------------------------------------------------------------------
+GA_DEVICE=/dev/virtio-ports/org.qemu.guest_agent.0
+check_guest_agent() {
+  pkg_installed qemu-guest-agent || return 1
+  if [[ -e $GA_DEVICE ]]; then unit_active qemu-guest-agent; fi
+}
+do_guest_agent() {
+  pkg_installed qemu-guest-agent || apt_install qemu-guest-agent
+  if [[ -e $GA_DEVICE ]]; then
+    systemctl enable --now qemu-guest-agent
+  else
+    warn "no guest agent channel ($GA_DEVICE): enable the VM's QEMU agent option in Proxmox (agent: 1); the agent starts once it exists"
+  fi
+}
+
+# --- time_sync ----------------------------------------------------------------------------
+time_unit() {
+  if pkg_installed chrony; then printf 'chrony'; else printf 'systemd-timesyncd'; fi
+}
+check_time_sync() {
+  local unit
+  unit=$(time_unit)
+  [[ $unit == chrony ]] || pkg_installed systemd-timesyncd || return 1
+  if [[ $(systemctl is-enabled "$unit" 2>/dev/null) == masked ]]; then
+    # Someone chose another time source on purpose (or the host keeps the clock): respect it.
+    warn "$unit is masked on this machine; leaving time synchronisation as it is"
+    return 0
+  fi
+  unit_enabled "$unit" || return 1
+  # systemd-timesyncd refuses to run in a container (the host keeps the clock).
+  unit_active "$unit" || in_container
+}
+do_time_sync() {
+  local unit
+  unit=$(time_unit)
+  if [[ $unit == systemd-timesyncd ]] && ! pkg_installed systemd-timesyncd; then apt_install systemd-timesyncd; fi
+  systemctl enable "$unit"
+  systemctl start "$unit" || true
+  if ! unit_active "$unit"; then
+    if in_container; then
+      warn "$unit does not run inside a container; the host's clock is used"
+    else
+      die "$unit did not start: $(systemctl status "$unit" --no-pager 2>&1 | tail -n 3 | tr '\n' ' ')"
+    fi
+  fi
+}
+
+# --- firewall -----------------------------------------------------------------------------
+FIREWALL_DEGRADED=$AUTOLABS_STATE_DIR/firewall-not-enforced
+
+# The rules, in the form `ufw show added` prints them (that is what the check compares).
+firewall_rules() {
+  local cidr port
+  for cidr in ${ADMIN_CIDRS:-}; do
+    printf 'ufw allow from %s to any port 22 proto tcp\n' "$cidr"
+  done
+  for port in ${ROLE_PORTS:-}; do
+    printf 'ufw allow from %s to any port %s proto %s\n' "$VM_SUBNET" "${port%/*}" "${port#*/}"
+  done
+  for port in ${PUBLIC_PORTS:-}; do
+    for cidr in ${ADMIN_CIDRS:-}; do
+      [[ $cidr == "$VM_SUBNET" ]] && continue
+      printf 'ufw allow from %s to any port %s proto %s\n' "$cidr" "${port%/*}" "${port#*/}"
+    done
+  done
+}
+
+# Rules ufw has (one per line, in `ufw allow …` form), from `ufw show added` output on stdin.
+ufw_added_rules() { sed -n 's/^ufw /ufw /p' | sed 's/[[:space:]]*$//' | sort; }
+
+# The SSH clients connected right now (so we never lock the admin out).
+ssh_peers() {
+  ss -Htn state established '( sport = :22 )' 2>/dev/null | awk '{print $4}' | sed -E 's/^\[?(::ffff:)?//; s/\]?:[0-9]+$//' | sort -u
+}
+
+# Every current SSH peer must be allowed by ADMIN_CIDRS, or enabling ufw would cut us off.
+admin_covers_peers() {
+  local peer cidr ok
+  for peer in $(ssh_peers); do
+    [[ $peer == *:* ]] && continue # IPv6 peers: ufw's IPv6 rules are not managed here
+    ok=no
+    for cidr in ${ADMIN_CIDRS:-}; do
+      if cidr_contains "$cidr" "$peer"; then ok=yes; fi
+    done
+    if [[ $ok == no ]]; then
+      printf '%s' "$peer"
+      return 1
+    fi
+  done
+}
+
+check_firewall() {
+  pkg_installed ufw || return 1
+  [[ $(ufw show added 2>/dev/null | ufw_added_rules) == "$(firewall_rules | sort)" ]] || return 1
+  if ufw status 2>/dev/null | grep -q '^Status: active'; then return 0; fi
+  [[ -f $FIREWALL_DEGRADED ]]
+}
+do_firewall() {
+  pkg_installed ufw || apt_install ufw
+  local peer
+  if ! peer=$(admin_covers_peers); then
+    die "you are connected over SSH from $peer, which network.adminCidrs (${ADMIN_CIDRS:-none}) does not include; enabling the firewall would lock you out. Add your address to network.adminCidrs."
+  fi
+  ufw --force reset >/dev/null
+  ufw default deny incoming >/dev/null
+  ufw default allow outgoing >/dev/null
+  local rule
+  while IFS= read -r rule; do
+    [[ -n $rule ]] || continue
+    # shellcheck disable=SC2086 # the rule is words by construction
+    ${rule} >/dev/null
+  done < <(firewall_rules)
+  local out
+  rm -f "$FIREWALL_DEGRADED"
+  if ! out=$(ufw --force enable 2>&1); then
+    install -d -m 0755 "$AUTOLABS_STATE_DIR"
+    printf '%s\n' "$out" >"$FIREWALL_DEGRADED"
+    warn "the firewall rules are written but ufw cannot enforce them on this machine: $(tail -n 1 <<<"$out")"
+  fi
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then stage_main "$@"; fi

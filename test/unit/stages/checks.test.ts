@@ -1,0 +1,174 @@
+import {spawnSync} from 'node:child_process'
+import {chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {afterAll, describe, expect, it} from 'vitest'
+
+// The stage scripts' check functions, run by bash against fixture files: what decides
+// "already done?" on a real VM, exercised here without one.
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+const STAGES = path.join(ROOT, 'assets/stages')
+const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures')
+const fx = (name: string) => path.join(FIX, name)
+
+/** Sources a stage script (its main does not run when sourced) and runs `snippet`. */
+function bash(script: string, snippet: string, env: Record<string, string> = {}) {
+  const r = spawnSync('bash', ['-c', `source "$1"; ${snippet}`, 'test', path.join(STAGES, script)], {
+    encoding: 'utf8',
+    env: {PATH: process.env.PATH ?? '/usr/bin:/bin', ...env},
+    timeout: 15_000,
+  })
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+const ok = (script: string, snippet: string, env?: Record<string, string>) => bash(script, snippet, env).code === 0
+
+describe('k8s.sh containerd_config_ok (SystemdCgroup and CRI, parsed from config.toml)', () => {
+  it('accepts config version 2 with SystemdCgroup = true under the runc options', () => {
+    expect(ok('k8s.sh', `containerd_config_ok ${fx('containerd-v2-systemd.toml')}`)).toBe(true)
+  })
+  it('accepts config version 3 (containerd 2.x) with SystemdCgroup = true', () => {
+    expect(ok('k8s.sh', `containerd_config_ok ${fx('containerd-v3-systemd.toml')}`)).toBe(true)
+  })
+  it("refuses containerd's default (SystemdCgroup = false)", () => {
+    expect(ok('k8s.sh', `containerd_config_ok ${fx('containerd-v2-default.toml')}`)).toBe(false)
+  })
+  it("refuses Docker's containerd.io config, which disables the CRI plugin", () => {
+    expect(ok('k8s.sh', `containerd_config_ok ${fx('containerd-cri-disabled.toml')}`)).toBe(false)
+  })
+  it('is not fooled by a comment or by another runtime having SystemdCgroup = true', () => {
+    expect(ok('k8s.sh', `containerd_config_ok ${fx('containerd-wrong-section.toml')}`)).toBe(false)
+  })
+  it('refuses a missing file', () => {
+    expect(ok('k8s.sh', `containerd_config_ok ${fx('nope.toml')}`)).toBe(false)
+  })
+})
+
+describe('k8s.sh fstab_has_swap', () => {
+  it('finds an active swap entry and ignores one commented out by the kernel step', () => {
+    expect(ok('k8s.sh', `fstab_has_swap ${fx('fstab-swap')}`)).toBe(true)
+    expect(ok('k8s.sh', `fstab_has_swap ${fx('fstab-swap-off')}`)).toBe(false)
+  })
+})
+
+describe('database.sh pg_hba_ok (each database only for its own user, from the VM subnet, with scram)', () => {
+  const check = (f: string) => ok('database.sh', `pg_hba_ok ${fx(f)} 192.168.100.0/24 "autolabs zitadel gitlab"`)
+  it('accepts the file the stage writes', () => expect(check('pg_hba-good.conf')).toBe(true))
+  it('refuses a file missing one database', () => expect(check('pg_hba-missing-db.conf')).toBe(false))
+  it('refuses a rule for an address outside the VM subnet', () => expect(check('pg_hba-world.conf')).toBe(false))
+  it('refuses md5 (only scram-sha-256 is allowed)', () => expect(check('pg_hba-md5.conf')).toBe(false))
+  it('refuses local trust', () => expect(check('pg_hba-local-trust.conf')).toBe(false))
+  it("refuses a database opened to another database's user", () => expect(check('pg_hba-wrong-user.conf')).toBe(false))
+  it('matches what pg_hba_text renders for the same parameters', () => {
+    const r = bash('database.sh', 'pg_hba_text', {VM_SUBNET: '192.168.100.0/24', PG_DATABASES: 'autolabs zitadel gitlab'})
+    expect(r.code).toBe(0)
+    const dir = mkdtempSync(path.join(tmpdir(), 'al-hba-'))
+    writeFileSync(path.join(dir, 'pg_hba.conf'), r.stdout)
+    expect(ok('database.sh', `pg_hba_ok ${dir}/pg_hba.conf 192.168.100.0/24 "autolabs zitadel gitlab"`)).toBe(true)
+    rmSync(dir, {recursive: true})
+  })
+})
+
+describe('database.sh redis_conf_ok (bound to the VM address, protected mode, requirepass)', () => {
+  const check = (f: string) => ok('database.sh', `redis_conf_ok ${fx(f)} 192.168.100.20 s3cret-Redis-pass-0123456789`)
+  it('accepts the file the stage writes', () => expect(check('redis-good.conf')).toBe(true))
+  it('refuses a config without requirepass', () => expect(check('redis-no-auth.conf')).toBe(false))
+  it('refuses a loopback-only bind', () => expect(check('redis-loopback-only.conf')).toBe(false))
+  it('refuses protected-mode no', () => expect(check('redis-unprotected.conf')).toBe(false))
+  it('refuses another password', () => {
+    expect(ok('database.sh', `redis_conf_ok ${fx('redis-good.conf')} 192.168.100.20 other-password-000000`)).toBe(false)
+  })
+})
+
+describe('database.sh psql_quote (the password reaches psql on stdin, quoted for \\set)', () => {
+  it("doubles single quotes and escapes backslashes", () => {
+    const r = bash('database.sh', `psql_quote "a'b\\\\c"`)
+    expect(r.stdout).toBe("'a''b\\\\c'")
+  })
+})
+
+describe('lib/common.sh helpers', () => {
+  it('cidr_contains decides subnet membership', () => {
+    expect(ok('base.sh', 'cidr_contains 10.99.40.0/24 10.99.40.77')).toBe(true)
+    expect(ok('base.sh', 'cidr_contains 10.99.40.0/25 10.99.40.200')).toBe(false)
+    expect(ok('base.sh', 'cidr_contains 0.0.0.0/0 8.8.8.8')).toBe(true)
+    expect(ok('base.sh', 'cidr_contains 10.0.0.5/32 10.0.0.5')).toBe(true)
+    expect(ok('base.sh', 'cidr_contains 10.0.0.5/32 10.0.0.6')).toBe(false)
+  })
+  it('deb_major reads the major version of a Debian version string', () => {
+    expect(bash('base.sh', 'deb_major 5:7.0.15-1~deb12u1').stdout).toBe('7')
+    expect(bash('base.sh', 'deb_major 15+248').stdout).toBe('15')
+    expect(bash('base.sh', 'deb_major 17.6-1.pgdg22.04+1').stdout).toBe('17')
+  })
+  it('apt_failed_source names the unreachable source from apt-get update output', () => {
+    const r = bash('base.sh', `apt_failed_source < ${fx('apt-update-unreachable.txt')}`)
+    expect(r.stdout.trim()).toBe('https://download.docker.com/linux/debian')
+  })
+})
+
+describe('base.sh firewall rules', () => {
+  const env = {ADMIN_CIDRS: '203.0.113.0/24', VM_SUBNET: '192.168.100.0/24', ROLE_PORTS: '5432/tcp 6379/tcp', PUBLIC_PORTS: '443/tcp'}
+  it('allows SSH from the admin networks and each service from the VM subnet only', () => {
+    const r = bash('base.sh', 'firewall_rules', env)
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'ufw allow from 203.0.113.0/24 to any port 22 proto tcp',
+      'ufw allow from 192.168.100.0/24 to any port 5432 proto tcp',
+      'ufw allow from 192.168.100.0/24 to any port 6379 proto tcp',
+      'ufw allow from 203.0.113.0/24 to any port 443 proto tcp',
+    ])
+  })
+  it('reads the rules back from `ufw show added` in the same form', () => {
+    const shown = 'Added user rules (see \'ufw status\' for running firewall):\nufw allow from 192.168.100.0/24 to any port 6379 proto tcp\nufw allow from 203.0.113.0/24 to any port 22 proto tcp \n'
+    const r = bash('base.sh', 'ufw_added_rules', {})
+    const r2 = spawnSync('bash', ['-c', `source "$1"; ufw_added_rules`, 't', path.join(STAGES, 'base.sh')], {input: shown, encoding: 'utf8'})
+    expect(r.code).toBe(0)
+    expect(r2.stdout.trim().split('\n')).toEqual([
+      'ufw allow from 192.168.100.0/24 to any port 6379 proto tcp',
+      'ufw allow from 203.0.113.0/24 to any port 22 proto tcp',
+    ])
+  })
+})
+
+describe('lib/common.sh run_step protocol', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'al-step-'))
+  afterAll(() => rmSync(dir, {recursive: true, force: true}))
+  const stage = (body: string) => {
+    const f = path.join(dir, `stage-${Math.random().toString(36).slice(2)}.sh`)
+    writeFileSync(f, `source ${STAGES}/lib/common.sh\n${body}\nrun_step "$@"\n`)
+    return (id: string) => spawnSync('bash', [f, id], {encoding: 'utf8', timeout: 10_000})
+  }
+
+  it('prints "changed" when the action ran and "unchanged" when the check already passes', () => {
+    const marker = path.join(dir, 'marker')
+    const run = stage(`check_touch() { [[ -f ${marker} ]]; }\ndo_touch() { touch ${marker}; }`)
+    const first = run('touch')
+    expect(first.status).toBe(0)
+    expect(first.stdout).toBe('AUTOLABS_STEP touch changed\n')
+    const second = run('touch')
+    expect(second.stdout).toBe('AUTOLABS_STEP touch unchanged\n')
+  })
+  it('fails with AUTOLABS_ERROR when the action does not make its check pass', () => {
+    const run = stage('check_never() { false; }\ndo_never() { :; }')
+    const r = run('never')
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/AUTOLABS_ERROR step never ran but its check still fails/)
+    expect(r.stdout).not.toMatch(/AUTOLABS_STEP/)
+  })
+  it('fails on an unknown step id', () => {
+    const r = stage('')('nosuch')
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/AUTOLABS_ERROR unknown step 'nosuch'/)
+  })
+  it('refuses a parameter file readable by others (it carries passwords)', () => {
+    const env = path.join(dir, 'params.env')
+    writeFileSync(env, "SECRET='x'\n")
+    chmodSync(env, 0o644)
+    const r = spawnSync('bash', ['-c', `source ${STAGES}/lib/common.sh; load_env ${env}`], {encoding: 'utf8'})
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/mode 644; it must be 0600/)
+    chmodSync(env, 0o600)
+    const r2 = spawnSync('bash', ['-c', `source ${STAGES}/lib/common.sh; load_env ${env}; [[ $SECRET == x ]]`], {encoding: 'utf8'})
+    expect(r2.status).toBe(0)
+    expect(readFileSync(env, 'utf8')).toContain('SECRET')
+  })
+})
