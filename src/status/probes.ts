@@ -1,0 +1,134 @@
+/**
+ * What status runs on the VMs, and how it reads the answers. Pure: commands out, text in,
+ * verdicts out — unit-tested without any VM.
+ *
+ * Secrets travel on the remote command's stdin and become environment variables there
+ * (`read -r`), never argv: `ps` on the VM and sshd's logs never see them.
+ */
+import type {CheckStatus} from './types.js'
+
+export const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
+
+/** `df -P /` → used % of the root filesystem. */
+export const DISK_CMD = 'df -P / | tail -n 1'
+export function parseDf(out: string): number | undefined {
+  // Filesystem 1024-blocks Used Available Capacity Mounted-on
+  const f = out.trim().split(/\s+/)
+  if (f.length < 6) return undefined
+  const used = Number(f[2])
+  const avail = Number(f[3])
+  if (!Number.isFinite(used) || !Number.isFinite(avail) || used + avail === 0) return undefined
+  return (used / (used + avail)) * 100
+}
+
+/** Log in as the database's own user over TCP to the VM's address (role, password, pg_hba, listener). */
+export function pgLoginCmd(ip: string, user: string, db: string): {cmd: string; stdin: (pw: string) => string} {
+  return {
+    cmd: `IFS= read -r PGPASSWORD && export PGPASSWORD && PGCONNECT_TIMEOUT=5 psql -X -q -w -h ${q(ip)} -U ${q(user)} -d ${q(db)} -tAc 'SELECT 1'`,
+    stdin: (pw) => `${pw}\n`,
+  }
+}
+export function parsePgLogin(code: number, stdout: string, stderr: string): {status: CheckStatus; detail: string} {
+  if (code === 0 && stdout.trim() === '1') return {status: 'ok', detail: 'login accepted'}
+  if (code === 127 || /psql: (command )?not found/.test(stderr)) return {status: 'fail', detail: 'psql is not installed on the VM'}
+  return {status: 'fail', detail: lastLine(stderr) || `psql exited ${code}`}
+}
+
+/** PING with AUTH: REDISCLI_AUTH from stdin (redis-cli's -a would put it on argv). */
+export function redisPingCmd(ip: string, port = 6379): {cmd: string; stdin: (pw: string) => string} {
+  return {
+    cmd: `IFS= read -r REDISCLI_AUTH && export REDISCLI_AUTH && timeout 5 redis-cli --no-auth-warning -h ${q(ip)} -p ${port} PING`,
+    stdin: (pw) => `${pw}\n`,
+  }
+}
+export function parseRedisPing(code: number, stdout: string, stderr: string): {status: CheckStatus; detail: string} {
+  const out = stdout.trim()
+  if (code === 0 && out === 'PONG') return {status: 'ok', detail: 'PONG with AUTH'}
+  if (/NOAUTH|WRONGPASS|invalid password/i.test(out + stderr)) return {status: 'fail', detail: `authentication refused: ${lastLine(out || stderr)}`}
+  return {status: 'fail', detail: lastLine(out || stderr) || `redis-cli exited ${code}`}
+}
+
+/** GitLab's readiness from inside its container: the endpoint only answers localhost. */
+export const GITLAB_READY_CMD = 'sudo -n docker exec gitlab curl -sS --max-time 5 http://localhost/-/readiness'
+export function parseGitlabReadiness(code: number, stdout: string, stderr: string): {status: CheckStatus; detail: string} {
+  if (code === 0 && /"status"\s*:\s*"ok"/.test(stdout)) return {status: 'ok', detail: 'ready'}
+  if (/No such container|is not running/.test(stderr)) return {status: 'fail', detail: lastLine(stderr)}
+  return {status: 'fail', detail: lastLine(stdout) || lastLine(stderr) || `exit ${code}`}
+}
+
+/** The runner asks GitLab whether its token is valid: the runner is installed, configured and GitLab sees it. */
+export const RUNNER_VERIFY_CMD = 'sudo -n timeout 10 gitlab-runner verify 2>&1'
+export function parseRunnerVerify(code: number, stdout: string): {status: CheckStatus; detail: string} {
+  if (code === 0 && /is (valid|alive)/.test(stdout) && !/is not valid|ERROR/.test(stdout)) return {status: 'ok', detail: 'runner verified by GitLab'}
+  return {status: 'fail', detail: lastLine(stdout) || `gitlab-runner verify exited ${code}`}
+}
+
+/** One kubectl call for nodes, namespaces and pods: one round trip, one consistent view. */
+export const KUBE_CMD = 'sudo -n kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=5s get nodes,namespaces,pods -A -o json'
+
+interface K8sItem {
+  kind?: string
+  metadata?: {name?: string; namespace?: string}
+  status?: {
+    phase?: string
+    conditions?: Array<{type?: string; status?: string}>
+    containerStatuses?: Array<{ready?: boolean; name?: string; state?: {waiting?: {reason?: string}}}>
+  }
+}
+
+export interface KubeVerdicts {
+  node: {status: CheckStatus; detail: string}
+  systemPods: {status: CheckStatus; detail: string}
+  ingress: {status: CheckStatus; detail: string}
+  namespaces: {status: CheckStatus; detail: string}
+}
+
+export function parseKube(code: number, stdout: string, stderr: string, wantNamespaces: string[], ingressNamespace = 'ingress-nginx'): KubeVerdicts {
+  let items: K8sItem[]
+  try {
+    if (code !== 0) throw new Error(lastLine(stderr) || `kubectl exited ${code}`)
+    items = (JSON.parse(stdout) as {items?: K8sItem[]}).items ?? []
+  } catch (error) {
+    const v = {status: 'fail' as CheckStatus, detail: `kubectl: ${(error as Error).message}`}
+    return {node: v, systemPods: v, ingress: v, namespaces: v}
+  }
+  const nodes = items.filter((i) => i.kind === 'Node')
+  const notReady = nodes.filter((n) => n.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True')
+  const node =
+    nodes.length === 0
+      ? {status: 'fail' as CheckStatus, detail: 'no nodes registered'}
+      : notReady.length > 0
+        ? {status: 'fail' as CheckStatus, detail: `not Ready: ${notReady.map((n) => n.metadata?.name).join(', ')}`}
+        : {status: 'ok' as CheckStatus, detail: `${nodes.length} node${nodes.length > 1 ? 's' : ''} Ready`}
+
+  const pods = items.filter((i) => i.kind === 'Pod')
+  const podVerdict = (ns: string, label: string) => {
+    const inNs = pods.filter((p) => p.metadata?.namespace === ns && p.status?.phase !== 'Succeeded')
+    if (inNs.length === 0) return {status: 'fail' as CheckStatus, detail: `no ${label} pods in ${ns}`}
+    const bad = inNs.filter((p) => p.status?.phase !== 'Running' || (p.status?.containerStatuses ?? []).some((c) => !c.ready))
+    if (bad.length > 0) {
+      const why = (p: K8sItem) => p.status?.containerStatuses?.find((c) => c.state?.waiting?.reason)?.state?.waiting?.reason ?? p.status?.phase ?? '?'
+      return {status: 'fail' as CheckStatus, detail: `${bad.length}/${inNs.length} not ready: ${bad.slice(0, 3).map((p) => `${p.metadata?.name} (${why(p)})`).join(', ')}`}
+    }
+    return {status: 'ok' as CheckStatus, detail: `${inNs.length}/${inNs.length} running`}
+  }
+
+  const present = new Set(items.filter((i) => i.kind === 'Namespace').map((n) => n.metadata?.name))
+  const missing = wantNamespaces.filter((n) => !present.has(n))
+  return {
+    node,
+    systemPods: podVerdict('kube-system', 'system'),
+    ingress: podVerdict(ingressNamespace, 'ingress controller'),
+    namespaces: missing.length > 0 ? {status: 'fail', detail: `missing: ${missing.join(', ')}`} : {status: 'ok', detail: `${wantNamespaces.length} present`},
+  }
+}
+
+/** HTTP verdicts (the admin workstation → the VM, over TCP, as the platform's clients see it). */
+export function httpVerdict(status: number, okStatuses: number[]): {status: CheckStatus; detail: string} {
+  return okStatuses.includes(status) ? {status: 'ok', detail: `HTTP ${status}`} : {status: 'fail', detail: `HTTP ${status} (expected ${okStatuses.join('/')})`}
+}
+
+function lastLine(s: string): string {
+  const lines = s.trim().split('\n').filter((l) => l.trim())
+  return (lines.at(-1) ?? '').trim().slice(0, 200)
+}
