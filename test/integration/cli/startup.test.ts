@@ -1,0 +1,42 @@
+import {execa} from 'execa'
+import {readFile, rm} from 'node:fs/promises'
+import path from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+import {BIN, removeDir, ROOT, tempDir} from '../../support/cli.js'
+
+/** Heavy libraries that only the commands that talk to servers may load, and only when they run. */
+const HEAVY = ['node-ssh', 'ssh2', 'undici', 'proxmox-api', 'listr2', '@inquirer', 'execa', 'cli-table3']
+
+async function modulesLoadedBy(args: string[]): Promise<string[]> {
+  const dir = await tempDir()
+  const trace = path.join(dir, 'trace.txt')
+  await execa('node', ['--import', path.join(ROOT, 'test/support/trace-imports.mjs'), BIN, ...args], {
+    env: {AUTOLABS_TRACE_IMPORTS: trace, NO_COLOR: '1'},
+    cwd: dir,
+  })
+  const text = await readFile(trace, 'utf8').catch(() => '')
+  await rm(dir, {recursive: true, force: true})
+  return text.split('\n').filter(Boolean)
+}
+
+const heavyIn = (urls: string[]) => HEAVY.filter((h) => urls.some((u) => u.includes(`/node_modules/${h}/`)))
+
+describe('start-up stays lazy', () => {
+  it('`autolabs --help` loads no SSH, HTTP, prompt or task-list library', async () => {
+    const urls = await modulesLoadedBy(['--help'])
+    expect(urls.length).toBeGreaterThan(0) // the tracer works
+    expect(heavyIn(urls)).toEqual([])
+  })
+
+  it('`autolabs --version` loads none either', async () => {
+    expect(heavyIn(await modulesLoadedBy(['--version']))).toEqual([])
+  })
+
+  it('`init --dry-run --yes` contacts nothing, so loads no SSH or HTTP library', async () => {
+    const dir = await tempDir()
+    const urls = await modulesLoadedBy(['init', '--dry-run', '--yes', '--json', '--dir', dir])
+    await removeDir(dir)
+    expect(heavyIn(urls).filter((h) => ['node-ssh', 'ssh2', 'undici', 'proxmox-api'].includes(h))).toEqual([])
+  })
+})
