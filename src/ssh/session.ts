@@ -29,13 +29,13 @@
  * - Connect failures are SshConnectError with `kind` ('refused' | 'timeout' | 'unreachable' | 'auth' |
  *   'closed' | 'other'); a changed host key is HostKeyChangedError (never retried).
  */
-import {createWriteStream, mkdirSync, type WriteStream} from 'node:fs'
+import {createWriteStream, mkdirSync, readFileSync, type WriteStream} from 'node:fs'
 import path from 'node:path'
 import {Readable, type Writable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
 
 import {NodeSSH} from 'node-ssh'
-import type {ClientChannel} from 'ssh2'
+import {type ClientChannel, utils as sshUtils} from 'ssh2'
 
 import {ExternalError, UserError} from '../errors.js'
 import {redact} from '../util/redact.js'
@@ -275,13 +275,14 @@ class Session implements SshSession {
     const pinned = knownKeyTypes(this.opts.knownHostsFile, t.host, port)
     const serverHostKey =
       pinned.length === 0 ? HOST_KEY_ORDER : pinned.flatMap((k) => (k === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [k]))
+    const privateKey = readPrivateKey(t)
     const ssh = new NodeSSH()
     try {
       await ssh.connect({
         host: t.host,
         port,
         username: t.user,
-        privateKeyPath: t.privateKeyPath,
+        privateKey,
         readyTimeout: this.opts.readyTimeoutMs ?? 20_000,
         keepaliveInterval: this.opts.keepaliveIntervalMs ?? 15_000,
         keepaliveCountMax: 4,
@@ -593,6 +594,24 @@ function envFileContent(env: Record<string, string>): string {
       return `${k}=${shellQuote(v)}\n`
     })
     .join('')
+}
+
+function readPrivateKey(t: SshTarget): string {
+  let text: string
+  try {
+    text = readFileSync(t.privateKeyPath, 'utf8')
+  } catch (error) {
+    throw new UserError(`Cannot read the SSH key for ${t.name}: ${t.privateKeyPath} (${(error as NodeJS.ErrnoException).code ?? error}).`, {
+      suggestion: 'Check the ssh key path in autolabs.yaml; `autolabs init` creates the workspace key.',
+    })
+  }
+  const parsed = sshUtils.parseKey(text)
+  if (parsed instanceof Error) {
+    throw new UserError(`The SSH key ${t.privateKeyPath} cannot be used: ${parsed.message}.`, {
+      suggestion: 'Use an unencrypted OpenSSH private key (ed25519 recommended): `ssh-keygen -t ed25519 -N "" -f <file>`.',
+    })
+  }
+  return text
 }
 
 /** Opens a verified SSH session; see the header for the API. */
