@@ -46,11 +46,14 @@ load_env() {
   source "$file"
 }
 
+AUTOLABS_FORCE=${AUTOLABS_FORCE:-0}
+
 run_step() {
   local id=$1
   declare -F "check_$id" >/dev/null || die "unknown step '$id' in $(basename "$0")"
   declare -F "do_$id" >/dev/null || die "step '$id' has no action"
-  if "check_$id"; then
+  # Forced (--force, or an input changed): run the action even though the check passes.
+  if [[ $AUTOLABS_FORCE != 1 ]] && "check_$id"; then
     printf 'AUTOLABS_STEP %s unchanged\n' "$id"
     return 0
   fi
@@ -62,14 +65,26 @@ run_step() {
   printf 'AUTOLABS_STEP %s changed\n' "$id"
 }
 
-# Entry point of every stage script.
+# Entry point of every stage script: <stage>.sh [--force] <env-file> <step-id>...
 stage_main() {
+  if [[ ${1:-} == --force ]]; then
+    AUTOLABS_FORCE=1
+    shift
+  fi
   if [[ $# -lt 2 ]]; then
-    die "usage: $(basename "$0") <env-file> <step-id>..."
+    die "usage: $(basename "$0") [--force] <env-file> <step-id>..."
   fi
   [[ $(id -u) -eq 0 ]] || die "$(basename "$0") must run as root (through sudo)"
   load_env "$1"
   shift
+  # One step at a time per machine: a step orphaned by a dropped SSH connection keeps running;
+  # the next deploy waits for it here and then finds its work done (nothing is done twice).
+  install -d -m 0755 "$AUTOLABS_STATE_DIR"
+  exec 9>"$AUTOLABS_STATE_DIR/step.lock"
+  if ! flock -n 9; then
+    log "another autolabs step is still running on this machine; waiting for it (at most 30 min)"
+    flock -w 1800 9 || die "another autolabs step has held $AUTOLABS_STATE_DIR/step.lock for 30 minutes"
+  fi
   local id
   for id in "$@"; do run_step "$id"; done
 }
@@ -119,8 +134,17 @@ apt_update() {
   fi
 }
 
+# A dpkg run cut short (a dropped connection killed apt) must be finished before the next.
+dpkg_repair() {
+  if [[ -n $(dpkg --audit 2>/dev/null) ]]; then
+    log "dpkg was interrupted earlier; finishing its work (dpkg --configure -a)"
+    DEBIAN_FRONTEND=noninteractive dpkg --configure -a >&2
+  fi
+}
+
 # Install packages; a fetch failure names the source instead of a bare apt error.
 apt_install() {
+  dpkg_repair
   local out rc=0
   out=$(DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "$@" 2>&1) || rc=$?
   printf '%s\n' "$out" >&2

@@ -1,0 +1,324 @@
+import {readFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+import {Listr, ListrLogger, ProcessOutput, type ListrTask} from 'listr2'
+
+import type {Config, Role} from '../config/schema.js'
+import {ExternalError, UserError} from '../errors.js'
+import {connectSsh, type ConnectOptions, type SshSession, type SshTarget} from '../ssh/session.js'
+import {DEFAULT_STEP_TIMEOUT_MS} from '../steps/stages.js'
+import {redact} from '../util/redact.js'
+import {writeFileAtomic} from '../workspace/fs.js'
+import {registerSecrets, type Secrets} from '../workspace/secrets.js'
+import {loadState, updateState} from '../workspace/state.js'
+import type {Workspace} from '../workspace/workspace.js'
+import {buildParams, envFileText, sshUser, stepInputHash, type VmAddresses} from './params.js'
+import {planDeploy, readStageScripts, type PlannedStep, type PlannedVm, type StageScripts} from './plan.js'
+
+export type StepStatus = 'changed' | 'unchanged' | 'failed' | 'skipped'
+
+export interface StepResult {
+  /** "stage/step", e.g. "database/postgres_install". */
+  id: string
+  status: StepStatus
+  durationMs: number
+  /** Why it failed (the script's AUTOLABS_ERROR line or the SSH error). */
+  error?: string
+  /** Warnings the step printed (AUTOLABS_WARN). */
+  warnings?: string[]
+  /** The last lines of the step's output when it failed (redacted). */
+  tail?: string
+  logPath?: string
+}
+
+export interface VmResult {
+  name: string
+  ip: string
+  ok: boolean
+  steps: StepResult[]
+  /** Set when the VM failed before or between steps (connection, upload). */
+  error?: string
+}
+
+export interface DeployResult {
+  ok: boolean
+  durationMs: number
+  vms: Partial<Record<Role, VmResult>>
+}
+
+export interface DeployOptions {
+  ws: Workspace
+  config: Config
+  secrets: Secrets
+  /** --only: VMs and/or stages (see planDeploy). */
+  only?: string[]
+  /** --force: run every selected step's action even when its check passes. */
+  force?: boolean
+  verbose?: boolean
+  /** Silent renderer (--json). */
+  quiet?: boolean
+  /** Replace how sessions are opened (tests). */
+  connect?: (target: SshTarget, opts: ConnectOptions) => Promise<SshSession>
+  /** Where the stage scripts are read from (tests). */
+  scripts?: StageScripts
+}
+
+/** Where the scripts and the parameter file live on a VM (root-only). */
+export const REMOTE_DIR = '/var/lib/autolabs'
+const REMOTE_STAGES = `${REMOTE_DIR}/stages`
+const REMOTE_ENV = `${REMOTE_DIR}/params.env`
+
+function expandHome(p: string): string {
+  return p.startsWith('~/') ? path.join(os.homedir(), p.slice(2)) : p
+}
+
+export function privateKeyPath(config: Config, ws: Workspace): string {
+  const file = config.ssh.privateKeyFile ?? config.ssh.publicKeyFile.replace(/\.pub$/, '')
+  return path.resolve(ws.root, expandHome(file))
+}
+
+export async function vmAddresses(ws: Workspace, config: Config): Promise<VmAddresses> {
+  const state = await loadState(ws)
+  return {
+    gitlab: state.vms?.gitlab?.ip ?? config.network.vms.gitlab.ip,
+    database: state.vms?.database?.ip ?? config.network.vms.database.ip,
+    k8s: state.vms?.k8s?.ip ?? config.network.vms.k8s.ip,
+  }
+}
+
+/** Renderer by situation (pure): silent for --json, plain lines without a terminal. */
+export function chooseRenderer(o: {quiet?: boolean; verbose?: boolean; isTTY: boolean}): 'silent' | 'simple' | 'default' {
+  if (o.quiet) return 'silent'
+  if (!o.isTTY) return 'simple'
+  return 'default'
+}
+
+/** The parts of a stage run's output the orchestrator reads. */
+export function parseStepOutput(stdout: string, stderr: string, id: string): {outcome?: 'changed' | 'unchanged'; errors: string[]; warnings: string[]} {
+  const m = new RegExp(`^AUTOLABS_STEP ${id} (changed|unchanged)$`, 'm').exec(stdout)
+  const lines = `${stdout}\n${stderr}`.split('\n')
+  return {
+    outcome: m?.[1] as 'changed' | 'unchanged' | undefined,
+    errors: lines.filter((l) => l.startsWith('AUTOLABS_ERROR ')).map((l) => l.slice('AUTOLABS_ERROR '.length)),
+    warnings: lines.filter((l) => l.startsWith('AUTOLABS_WARN ')).map((l) => l.slice('AUTOLABS_WARN '.length)),
+  }
+}
+
+function tailOf(text: string, n = 15): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n')
+}
+
+interface VmContext {
+  vm: PlannedVm
+  ip: string
+  session?: SshSession
+  result: VmResult
+  params: Record<string, string>
+  hashes: Map<string, string>
+}
+
+/**
+ * Runs the stages on the VMs over SSH: VMs concurrently, steps in order within a VM. Each step
+ * is recorded in state.json with the hash of its inputs when it finishes; a re-run checks every
+ * step on the VM (its `check_` function) and acts only where something is not done, so an
+ * interrupted deploy resumes and nothing is done twice. A VM's failure stops only that VM.
+ */
+export async function deploy(opts: DeployOptions): Promise<DeployResult> {
+  const started = Date.now()
+  const {ws, config, secrets} = opts
+  registerSecrets(secrets)
+  const plan = planDeploy(config, opts.only)
+  const scripts = opts.scripts ?? readStageScripts()
+  const ips = await vmAddresses(ws, config)
+  const keyPath = privateKeyPath(config, ws)
+  try {
+    await readFile(keyPath)
+  } catch {
+    throw new UserError(`The SSH private key ${keyPath} cannot be read.`, {
+      suggestion: 'Set ssh.privateKeyFile in autolabs.yaml to the key whose public half the VMs have (ssh.publicKeyFile).',
+    })
+  }
+  const connect = opts.connect ?? connectSsh
+  const state = await loadState(ws)
+
+  const contexts: VmContext[] = plan.map((vm) => {
+    const params = buildParams(vm.role, config, secrets, ips)
+    const hashes = new Map(vm.steps.map((s) => [s.key, stepInputHash(s.stage, s.step, params, scripts.scripts[s.stage.script], scripts.lib)]))
+    return {
+      vm,
+      ip: ips[vm.role],
+      params,
+      hashes,
+      result: {name: vm.name, ip: ips[vm.role], ok: true, steps: vm.steps.map((s) => ({id: s.key, status: 'skipped', durationMs: 0}))},
+    }
+  })
+
+  const renderer = chooseRenderer({quiet: opts.quiet, verbose: opts.verbose, isTTY: Boolean(process.stderr.isTTY)})
+  const logger = new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})
+
+  const vmTask = (c: VmContext): ListrTask => ({
+    title: `${c.vm.name} (${c.ip})`,
+    task: (_ctx, task) =>
+      task.newListr(
+        [
+          {
+            title: 'Connect and upload the stage scripts',
+            task: async () => {
+              c.session = await connect(
+                {name: c.vm.name, host: c.ip, user: sshUser(config), privateKeyPath: keyPath},
+                {knownHostsFile: ws.knownHostsFile, logFile: ws.logFile(c.vm.name, 'ssh.log')},
+              )
+              await uploadAssets(c, scripts)
+            },
+          },
+          ...c.vm.steps.map((s, i) => stepTask(c, s, i)),
+        ],
+        {concurrent: false, exitOnError: true},
+      ),
+  })
+
+  const stepTask = (c: VmContext, s: PlannedStep, index: number): ListrTask => ({
+    title: s.step.title,
+    task: async (_ctx, task) => {
+      const res = c.result.steps[index]
+      const logPath = ws.logFile(c.vm.name, `${s.stage.id}-${s.step.id}.log`)
+      res.logPath = logPath
+      const hash = c.hashes.get(s.key)!
+      const recorded = state.steps?.[c.vm.name]?.[s.key]
+      // An input changed since the step last finished: run its action even if its check passes.
+      const force = Boolean(opts.force) || (recorded !== undefined && recorded.inputHash !== hash)
+      const t0 = Date.now()
+      let out
+      try {
+        out = await c.session!.exec(`bash ${REMOTE_STAGES}/${s.stage.script} "$@"`, {
+          args: [...(force ? ['--force'] : []), REMOTE_ENV, s.step.id],
+          sudo: true,
+          timeoutMs: s.step.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
+          logFile: logPath,
+          label: `${s.key}${force ? ' (forced)' : ''}`,
+          onStdout: (l) => {
+            if (opts.verbose) task.output = l
+          },
+          onStderr: (l) => {
+            if (opts.verbose || l.startsWith('AUTOLABS_')) task.output = l
+          },
+        })
+      } catch (error) {
+        res.status = 'failed'
+        res.durationMs = Date.now() - t0
+        res.error = redact((error as Error).message)
+        throw error
+      }
+      res.durationMs = Date.now() - t0
+      const parsed = parseStepOutput(out.stdout, out.stderr, s.step.id)
+      res.warnings = parsed.warnings.length > 0 ? parsed.warnings : undefined
+      if (out.code !== 0 || !parsed.outcome) {
+        res.status = 'failed'
+        const why = parsed.errors.at(-1) ?? `exit ${out.code}`
+        res.error = redact(why)
+        res.tail = redact(tailOf(out.stderr || out.stdout, 8))
+        throw new ExternalError(`${c.vm.name}: ${s.key} failed: ${why}`, {
+          command: s.key,
+          stderrTail: redact(tailOf(out.stderr || out.stdout)),
+          logPath,
+        })
+      }
+      res.status = parsed.outcome
+      if (s.key === 'k8s/kubeconfig') res.status = await fetchKubeconfig(c, ws, res.status)
+      await updateState(ws, (st) => {
+        st.steps ??= {}
+        st.steps[c.vm.name] ??= {}
+        st.steps[c.vm.name][s.key] = {inputHash: hash, finishedAt: new Date().toISOString(), durationMs: res.durationMs}
+      })
+      task.title = `${s.step.title} ${res.status === 'changed' ? '(changed)' : '(unchanged)'}`
+    },
+  })
+
+  const list = new Listr(
+    contexts.map((c) => vmTask(c)),
+    {
+      concurrent: true,
+      exitOnError: false,
+      renderer,
+      fallbackRenderer: 'simple',
+      rendererOptions: {logger, collapseSubtasks: false, showErrorMessage: true} as never,
+      fallbackRendererOptions: {logger} as never,
+      registerSignalListeners: true,
+    },
+  )
+
+  try {
+    await list.run()
+  } catch {
+    // Failures are recorded per VM below; the list itself only rethrows the first one.
+  } finally {
+    await Promise.all(
+      contexts.map(async (c) => {
+        if (c.session?.isConnected()) {
+          // The parameter file holds the VM's secrets: it lives only while a deploy runs.
+          await c.session.exec(`rm -f ${REMOTE_ENV}`, {sudo: true, timeoutMs: 15_000}).catch(() => undefined)
+        }
+        await c.session?.close().catch(() => undefined)
+      }),
+    )
+  }
+
+  for (const c of contexts) {
+    c.result.ok = c.result.steps.every((s) => s.status === 'changed' || s.status === 'unchanged')
+    const failedStep = c.result.steps.find((s) => s.status === 'failed')
+    if (!c.result.ok && !failedStep) {
+      const e = list.errors.find((x) => x.task?.title?.includes(c.vm.name) || x.task?.parent?.title?.includes(c.vm.name))
+      c.result.error = redact(e?.error?.message ?? 'stopped before its steps ran (see the log)')
+    }
+  }
+  const vms: DeployResult['vms'] = {}
+  for (const c of contexts) vms[c.vm.role] = c.result
+  return {ok: contexts.every((c) => c.result.ok), durationMs: Date.now() - started, vms}
+}
+
+async function uploadAssets(c: VmContext, scripts: StageScripts): Promise<void> {
+  const s = c.session!
+  const needed = [...new Set(c.vm.steps.map((x) => x.stage.script))]
+  await s.upload(scripts.lib, `${REMOTE_STAGES}/lib/common.sh`, 0o644, {sudo: true})
+  for (const name of needed) await s.upload(scripts.scripts[name], `${REMOTE_STAGES}/${name}`, 0o755, {sudo: true})
+  await s.upload(envFileText(c.params), REMOTE_ENV, 0o600, {sudo: true})
+}
+
+/** The kubeconfig step also copies admin.conf into the workspace (0600). */
+async function fetchKubeconfig(c: VmContext, ws: Workspace, status: StepStatus): Promise<StepStatus> {
+  const r = await c.session!.exec('cat /etc/kubernetes/admin.conf', {sudo: true, timeoutMs: 30_000, check: true, label: 'read admin.conf'})
+  let local = ''
+  try {
+    local = await readFile(ws.kubeconfigFile, 'utf8')
+  } catch {
+    // not copied yet
+  }
+  if (local === r.stdout) return status
+  await writeFileAtomic(ws.kubeconfigFile, r.stdout, 0o600)
+  return 'changed'
+}
+
+/** Human summary (stderr): what failed, why, and where the log is. */
+export function formatDeploySummary(r: DeployResult): string {
+  const lines: string[] = []
+  for (const vm of Object.values(r.vms)) {
+    if (!vm) continue
+    const count = (st: StepStatus) => vm.steps.filter((s) => s.status === st).length
+    lines.push(
+      `${vm.ok ? '✔' : '✖'} ${vm.name} (${vm.ip}): ${count('changed')} changed, ${count('unchanged')} unchanged` +
+        (count('failed') ? `, ${count('failed')} failed` : '') +
+        (count('skipped') ? `, ${count('skipped')} not run` : ''),
+    )
+    if (vm.error) lines.push(`    ${vm.error}`)
+    for (const s of vm.steps) {
+      for (const w of s.warnings ?? []) lines.push(`    warning (${s.id}): ${w}`)
+      if (s.status === 'failed') {
+        lines.push(`    ${s.id} failed: ${s.error ?? 'unknown error'}`)
+        if (s.tail) lines.push(...s.tail.split('\n').map((l) => `      | ${l}`))
+        if (s.logPath) lines.push(`    log: ${s.logPath}`)
+      }
+    }
+  }
+  return redact(lines.join('\n'))
+}
