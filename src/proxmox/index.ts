@@ -1,0 +1,7 @@
+export {ProxmoxClient, type ProxmoxAuth, type ProxmoxClientOptions, upidNode} from './client.js'
+export {getServerFingerprint, normalizeFingerprint, INSECURE_WARNING, type ServerCertificate} from './tls.js'
+export * from './errors.js'
+export * from './types.js'
+export {discover, type Discovery} from './discover.js'
+export {ensureTerraformAccess, terraformPrivileges, TERRAFORM_PRIVILEGES, type TerraformAccess} from './access.js'
+export {templateSlotStatus, type TemplateSlot} from './template.js'
