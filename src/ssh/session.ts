@@ -35,11 +35,14 @@ import {Readable, type Writable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
 
 import {NodeSSH} from 'node-ssh'
-import {type ClientChannel, utils as sshUtils} from 'ssh2'
+import ssh2, {type ClientChannel} from 'ssh2'
 
 import {ExternalError, UserError} from '../errors.js'
 import {redact} from '../util/redact.js'
 import {checkHostKey, hostPattern, knownKeyTypes, type HostKeyCheck} from './known-hosts.js'
+
+// ssh2 is CommonJS: Node's ESM loader cannot see `utils` as a named export (the built CLI fails).
+const sshUtils = ssh2.utils
 
 export interface SshTarget {
   /** The VM's name (gitlab-vm, …): in messages, logs and known_hosts comments. */
