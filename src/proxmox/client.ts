@@ -19,7 +19,7 @@ import {
   ProxmoxUnreachableError,
   UntrustedCertificateError,
 } from './errors.js'
-import {createDispatcher, INSECURE_WARNING, type TlsTrust} from './tls.js'
+import {createDispatcher, getServerFingerprint, INSECURE_WARNING, type TlsTrust} from './tls.js'
 import type {
   BackupJob,
   BackupJobSpec,
@@ -180,7 +180,13 @@ export class ProxmoxClient {
     try {
       return (await this.als.run(ctx, () => this.engine.doRequest(method, `/api2/json${path}`, path, clean))) as T
     } catch (error) {
-      throw this.mapError(error, ctx, req, Date.now() - started)
+      const mapped = this.mapError(error, ctx, req, Date.now() - started)
+      if (mapped instanceof UntrustedCertificateError && !mapped.fingerprint) {
+        // Show the fingerprint to pin, so the user can compare it with `pvenode cert info`.
+        const fp = await getServerFingerprint(this.url, {timeoutMs: 5000}).then((c) => c.fingerprint, () => undefined)
+        throw new UntrustedCertificateError(this.url, mapped.reason, fp)
+      }
+      throw mapped
     }
   }
 

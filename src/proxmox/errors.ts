@@ -126,6 +126,7 @@ export class CertificateMismatchError extends UserError {
 /** The certificate is not trusted and nothing pins it. */
 export class UntrustedCertificateError extends UserError {
   readonly fingerprint: string | undefined
+  readonly reason: string
   constructor(url: string, reason: string, fingerprint?: string) {
     super(`The TLS certificate of ${url} is not trusted (${reason}).`, {
       suggestion: fingerprint
@@ -134,6 +135,7 @@ export class UntrustedCertificateError extends UserError {
     })
     this.name = 'UntrustedCertificateError'
     this.fingerprint = fingerprint
+    this.reason = reason
   }
 }
 

@@ -1,0 +1,84 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {ExitCode} from '../errors.js'
+import type {PreflightResult} from '../steps/preflight.js'
+import {findWorkspace} from '../workspace/workspace.js'
+
+export default class Preflight extends BaseCommand<typeof Preflight> {
+  static override summary = 'Check the Proxmox host, Terraform and the SSH key before anything is created.'
+  static override description = `Checks, each reported as pass / warn / fail with the fix: the Proxmox VE version (8.4 or newer, 9.x recommended); the node's CPU and free memory against the three VMs and the design minimum (12 cores, 16 GB); free space on the VM storage against the disks; the image storage has the "import" content type (--enable-import adds it); the bridge exists; the VMIDs are free (or hold what autolabs made); no other VM's cloud-init uses the planned IPs; terraform >= 1.5 on PATH; the SSH public key exists.
+
+Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECRET, --proxmox-token-secret-file, or .autolabs/secrets.yaml. Exits 1 when any check fails. init runs the same checks before it creates anything.`
+
+  static override examples = [
+    {description: 'Check the workspace in the current directory:', command: '<%= config.bin %> <%= command.id %>'},
+    {description: 'Machine-readable, and add the import content type if it is missing:', command: '<%= config.bin %> <%= command.id %> --json --enable-import'},
+  ]
+
+  static override flags = {
+    'proxmox-url': Flags.string({summary: 'Proxmox VE API URL, e.g. https://pve.example:8006.', env: 'AUTOLABS_PROXMOX_URL', helpGroup: 'PROXMOX'}),
+    'proxmox-node': Flags.string({summary: 'Node name.', env: 'AUTOLABS_PROXMOX_NODE', helpGroup: 'PROXMOX'}),
+    'proxmox-token-id': Flags.string({summary: 'API token id, user@realm!tokenid.', env: 'AUTOLABS_PROXMOX_TOKEN_ID', helpGroup: 'PROXMOX'}),
+    'proxmox-token-secret-file': Flags.string({
+      summary: "File holding the API token's secret (or set AUTOLABS_PROXMOX_TOKEN_SECRET).",
+      env: 'AUTOLABS_PROXMOX_TOKEN_SECRET_FILE',
+      helpGroup: 'PROXMOX',
+    }),
+    'proxmox-password-file': Flags.string({summary: 'File holding the password for password auth (or set AUTOLABS_PROXMOX_PASSWORD).', env: 'AUTOLABS_PROXMOX_PASSWORD_FILE', helpGroup: 'PROXMOX'}),
+    'proxmox-fingerprint': Flags.string({summary: "SHA-256 fingerprint of the server's certificate (pins TLS).", env: 'AUTOLABS_PROXMOX_FINGERPRINT', helpGroup: 'PROXMOX'}),
+    'proxmox-ca-file': Flags.string({summary: 'CA bundle that signs the server certificate.', env: 'AUTOLABS_PROXMOX_CA_FILE', helpGroup: 'PROXMOX'}),
+    insecure: Flags.boolean({summary: 'Do not verify the TLS certificate (dangerous; prefer --proxmox-fingerprint).', env: 'AUTOLABS_INSECURE', helpGroup: 'PROXMOX', default: false}),
+    'ssh-public-key': Flags.string({summary: 'Public key file installed on the VMs.', env: 'AUTOLABS_SSH_PUBLIC_KEY'}),
+    'terraform-bin': Flags.string({summary: 'Terraform executable (default: terraform on PATH).', env: 'AUTOLABS_TERRAFORM_BIN'}),
+    'enable-import': Flags.boolean({summary: 'Add the "import" content type to the image storage when it is missing.', env: 'AUTOLABS_ENABLE_IMPORT', default: false}),
+  }
+
+  public async run(): Promise<PreflightResult> {
+    const f = this.flags
+    const ws = findWorkspace({dir: f.dir})
+    const [{loadConfig, validateConfig}, {loadSecrets}, {resolveAuth, clientFromConfig}, {runPreflight}] = await Promise.all([
+      import('../config/load.js'),
+      import('../workspace/secrets.js'),
+      import('../proxmox/connect.js'),
+      import('../steps/preflight.js'),
+    ])
+    const loaded = await loadConfig(ws)
+    // Flags override the file; the merged result is validated again like the file itself.
+    const proxmox = {
+      ...loaded.config.proxmox,
+      ...(f['proxmox-url'] ? {url: f['proxmox-url']} : {}),
+      ...(f['proxmox-node'] ? {node: f['proxmox-node']} : {}),
+      ...(f['proxmox-token-id'] ? {tokenId: f['proxmox-token-id'], auth: 'token' as const} : {}),
+      ...(f['proxmox-fingerprint'] ? {fingerprint: f['proxmox-fingerprint']} : {}),
+      ...(f['proxmox-ca-file'] ? {caFile: f['proxmox-ca-file']} : {}),
+      ...(f.insecure ? {insecure: true} : {}),
+    }
+    const ssh = {...loaded.config.ssh, ...(f['ssh-public-key'] ? {publicKeyFile: f['ssh-public-key']} : {})}
+    const {config} = validateConfig({...loaded.config, proxmox, ssh}, 'autolabs.yaml + flags')
+    for (const w of loaded.warnings) this.warnUser(`${w.path}: ${w.message}`)
+
+    const secrets = await loadSecrets(ws)
+    const auth = await resolveAuth(config, {tokenSecretFile: f['proxmox-token-secret-file'], passwordFile: f['proxmox-password-file'], secrets})
+    const client = auth ? await clientFromConfig(config, auth, {warn: (m) => this.warnUser(m)}) : null
+    let result: PreflightResult
+    try {
+      result = await runPreflight({client, config, workspace: ws, terraformBin: f['terraform-bin'], enableImport: f['enable-import']})
+    } finally {
+      await client?.close()
+    }
+    if (!this.jsonEnabled()) process.stdout.write(formatChecks(result) + '\n')
+    if (!result.ok) process.exitCode = ExitCode.failure
+    return result
+  }
+}
+
+/** Plain text, one check per line, the fix indented below a warning or failure. */
+export function formatChecks(result: PreflightResult): string {
+  const mark = {pass: 'PASS', warn: 'WARN', fail: 'FAIL'} as const
+  const lines = result.checks.flatMap((c) => [`${mark[c.status]}  ${c.title}: ${c.detail}`, ...(c.fix && c.status !== 'pass' ? [`      fix: ${c.fix}`] : [])])
+  const fails = result.checks.filter((c) => c.status === 'fail').length
+  const warns = result.checks.filter((c) => c.status === 'warn').length
+  lines.push('', result.ok ? `Preflight passed${warns ? ` with ${warns} warning${warns > 1 ? 's' : ''}` : ''}.` : `Preflight failed: ${fails} check${fails > 1 ? 's' : ''} to fix before autolabs creates anything.`)
+  return lines.join('\n')
+}
