@@ -812,6 +812,43 @@ const HANDLERS = {
       this.state.vms.delete(vm.vmid)
     })
   },
+  // Added by the Terraform helper (H3) for the fake terraform: the provider resizes cloned disks
+  // and deletes the downloaded image on destroy.
+  'PUT /nodes/{node}/qemu/{vmid}/resize'({params, auth}) {
+    const vm = this.getVm(params.vmid)
+    this.checkLock(vm, params)
+    const value = vm.config[params.disk]
+    if (!value || /media=cdrom/.test(value)) fail(`disk '${params.disk}' does not exist`)
+    const [volid, ...opts] = value.split(',')
+    const vol = this.state.volumes.get(volid)
+    const m = /^(\+)?(\d+(?:\.\d+)?)([KMGT])?$/.exec(params.size)
+    if (!m) paramFail({size: 'value does not match the regex pattern'})
+    const unit = {K: 1024, M: 1024 ** 2, G: GIB, T: 1024 * GIB}[m[3] ?? 'G'] ?? 1
+    const current = vol?.size ?? 0
+    const wanted = m[1] ? current + Number(m[2]) * unit : Number(m[2]) * unit
+    if (wanted < current) fail('shrinking disks is not supported')
+    return this.startTask('resize', vm.vmid, auth, () => {
+      if (vol) {
+        const s = this.state.storages.get(vol.storage)
+        if (s) s.used += wanted - vol.size
+        vol.size = wanted
+      }
+      vm.config[params.disk] = [volid, ...opts.filter((o) => !o.startsWith('size=')), `size=${Math.round(wanted / GIB)}G`].join(',')
+    })
+  },
+  'DELETE /nodes/{node}/storage/{storage}/content/{volume}'({params, auth}) {
+    const storage = this.storageOf(params.storage)
+    const name = decodeURIComponent(params.volume)
+    const volid = name.includes(':') ? name : `${storage.storage}:${name}`
+    const vol = this.state.volumes.get(volid)
+    if (!vol) fail(`volume '${volid}' does not exist`)
+    if (vol.vmid) fail(`volume '${volid}' belongs to VM ${vol.vmid}: remove it through the VM`)
+    this.requirePriv(auth, `/storage/${storage.storage}`, ['Datastore.Allocate'])
+    return this.startTask('imgdel', volid, auth, () => {
+      this.state.volumes.delete(volid)
+      storage.used = Math.max(0, storage.used - vol.size)
+    })
+  },
   'GET /nodes/{node}/qemu/{vmid}/snapshot'({params}) {
     const vm = this.getVm(params.vmid)
     return [
