@@ -442,6 +442,7 @@ export class ProxmoxClient {
       pruneBackups: j['prune-backups'] ? String(j['prune-backups']) : undefined,
       comment: j.comment ? String(j.comment) : undefined,
       nextRun: j['next-run'] === undefined ? undefined : Number(j['next-run']),
+      compress: j.compress === undefined ? undefined : String(j.compress),
     }))
   }
 
@@ -460,6 +461,7 @@ export class ProxmoxClient {
       'prune-backups': prune || undefined,
       comment: spec.comment,
       'notes-template': spec.notesTemplate,
+      compress: spec.compress,
     }
     const existing = (await this.listBackupJobs()).find((j) => j.id === spec.id)
     if (!existing) {
@@ -473,7 +475,8 @@ export class ProxmoxClient {
       existing.mode === wanted.mode &&
       existing.enabled === wanted.enabled &&
       (existing.pruneBackups ?? '') === (wanted['prune-backups'] ?? '') &&
-      (existing.comment ?? '') === (wanted.comment ?? '')
+      (existing.comment ?? '') === (wanted.comment ?? '') &&
+      (spec.compress === undefined || existing.compress === spec.compress)
     if (same) return 'unchanged'
     await this.request('PUT', `/cluster/backup/${p(spec.id)}`, wanted)
     return 'updated'

@@ -124,6 +124,7 @@ export interface BackupJob {
   pruneBackups?: string
   comment?: string
   nextRun?: number
+  compress?: string
 }
 
 export interface BackupJobSpec {
@@ -137,4 +138,6 @@ export interface BackupJobSpec {
   prune?: {last?: number; hourly?: number; daily?: number; weekly?: number; monthly?: number; yearly?: number}
   comment?: string
   notesTemplate?: string
+  /** vzdump compression (the design document's job uses zstd). */
+  compress?: '0' | '1' | 'gzip' | 'lzo' | 'zstd'
 }
