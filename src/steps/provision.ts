@@ -1,0 +1,119 @@
+import {readFile, rm} from 'node:fs/promises'
+import path from 'node:path'
+
+import {type Config, type Role, ROLES} from '../config/schema.js'
+import {UsageError, UserError} from '../errors.js'
+import {assertProvisionable, type TerraformVariables} from '../render/terraform.js'
+import type {UiEvent} from '../terraform/events.js'
+import {formatPlanSummary, type PlanSummary} from '../terraform/summary.js'
+import type {Terraform, TerraformOutput} from '../terraform/terraform.js'
+import type {Secrets} from '../workspace/secrets.js'
+import {updateState, type VmRecord} from '../workspace/state.js'
+import type {Workspace} from '../workspace/workspace.js'
+
+export const PLAN_FILE = 'autolabs.tfplan'
+
+export type ProvisionEvent =
+  | {type: 'phase'; phase: 'version' | 'init' | 'plan' | 'apply' | 'output'; message: string}
+  | {type: 'plan'; summary: PlanSummary; text: string}
+  | {type: 'terraform'; event: UiEvent}
+
+/** The narrow port provisioning needs (the real adapter is src/terraform/terraform.ts). */
+export type TerraformPort = Pick<Terraform, 'version' | 'init' | 'plan' | 'apply' | 'output'>
+
+export interface ProvisionOptions {
+  workspace: Workspace
+  config: Config
+  secrets?: Secrets
+  terraform: TerraformPort
+  /** --yes: apply without asking. */
+  yes: boolean
+  /** Asks the user to accept the plan (a TTY prompt); absent without a terminal. */
+  confirm?: (summary: PlanSummary, text: string) => Promise<boolean>
+  onEvent?: (e: ProvisionEvent) => void
+}
+
+export interface ProvisionResult {
+  terraformVersion: string
+  plan: PlanSummary
+  applied: boolean
+  vms: VmRecord[]
+}
+
+/** `terraform output -json` → one record per VM, in role order. */
+export function vmsFromOutputs(outputs: Record<string, TerraformOutput>, config: Config): Record<Role, VmRecord> {
+  const value = outputs.vms?.value as Partial<Record<Role, {name?: string; vmid?: number; ip?: string; node?: string}>> | undefined
+  if (!value) {
+    throw new UserError('Terraform has no "vms" output: terraform/ does not look like the configuration autolabs renders.', {
+      suggestion: 'Run `autolabs init` again to re-render terraform/ (your edits to the .tf files would be replaced), then provision again.',
+    })
+  }
+  const out = {} as Record<Role, VmRecord>
+  for (const role of ROLES) {
+    const v = value[role]
+    if (!v?.name || typeof v.vmid !== 'number' || !v.ip) throw new UserError(`Terraform's "vms" output lacks ${role} (name, vmid, ip).`, {suggestion: 'Run `autolabs init` again to re-render terraform/.'})
+    out[role] = {name: v.name, vmid: v.vmid, ip: v.ip, node: v.node ?? config.proxmox.node}
+  }
+  return out
+}
+
+/**
+ * Stage 2 of the design document: terraform version check → init → plan → summary and
+ * confirmation (skipped with --yes) → apply with live events → output → workspace state.
+ * Resumable: Terraform keeps its state, so after a failure or Ctrl+C running this again
+ * plans only what is missing. The plan file (it holds the variable values) is removed after use.
+ */
+export async function provision(opts: ProvisionOptions): Promise<ProvisionResult> {
+  const {workspace: ws, config, terraform} = opts
+  const emit = (e: ProvisionEvent) => opts.onEvent?.(e)
+
+  emit({type: 'phase', phase: 'version', message: 'Checking Terraform'})
+  const {version} = await terraform.version()
+
+  let vars: TerraformVariables
+  try {
+    vars = JSON.parse(await readFile(ws.tfvarsFile, 'utf8')) as TerraformVariables
+  } catch (error) {
+    throw new UserError(`Cannot read ${ws.tfvarsFile}: ${(error as Error).message}`, {
+      suggestion: 'Run `autolabs init` to render the Terraform files into the workspace.',
+      cause: error,
+    })
+  }
+  assertProvisionable(vars, config)
+
+  emit({type: 'phase', phase: 'init', message: 'terraform init (bpg/proxmox provider)'})
+  await terraform.init()
+
+  const planFile = path.join(ws.terraformDir, PLAN_FILE)
+  try {
+    emit({type: 'phase', phase: 'plan', message: 'terraform plan'})
+    const plan = await terraform.plan(PLAN_FILE, {onEvent: (event) => emit({type: 'terraform', event})})
+    const text = formatPlanSummary(plan)
+    emit({type: 'plan', summary: plan, text})
+
+    let applied = false
+    if (plan.resources.length > 0) {
+      if (!opts.yes) {
+        if (!opts.confirm) {
+          throw new UsageError('Terraform wants to change the infrastructure and there is no terminal to confirm it.', {
+            suggestion: 'Review the plan above and pass --yes (or set AUTOLABS_YES=true) to apply it.',
+          })
+        }
+        if (!(await opts.confirm(plan, text))) throw new UserError('Not applied: the plan was declined. Nothing was changed.', {suggestion: 'Run the command again when you want to apply it.'})
+      }
+      emit({type: 'phase', phase: 'apply', message: 'terraform apply'})
+      await terraform.apply(PLAN_FILE, (event) => emit({type: 'terraform', event}))
+      applied = true
+    }
+
+    emit({type: 'phase', phase: 'output', message: 'terraform output'})
+    const byRole = vmsFromOutputs(await terraform.output(), config)
+    await updateState(ws, (s) => {
+      s.vms = byRole
+      if (applied || !s.provisionedAt) s.provisionedAt = new Date().toISOString()
+    })
+    return {terraformVersion: version, plan, applied, vms: ROLES.map((r) => byRole[r])}
+  } finally {
+    await rm(planFile, {force: true})
+  }
+}

@@ -1,0 +1,64 @@
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {EventEmitter} from 'node:events'
+import os from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import {type Config, configSchema, type ConfigInput} from '../../../src/config/schema.js'
+import {renderTerraform, writeTerraform} from '../../../src/render/terraform.js'
+import {Terraform} from '../../../src/terraform/terraform.js'
+import {terraformTlsEnv} from '../../../src/terraform/tls.js'
+import {ensureDir} from '../../../src/workspace/fs.js'
+import {saveSecrets} from '../../../src/workspace/secrets.js'
+import {Workspace} from '../../../src/workspace/workspace.js'
+import {type PveSim, startPveSim} from '../../support/pve-sim/index.mjs'
+import {KEY, secretsWith} from '../../unit/render/fixtures.js'
+
+export const FAKE_TERRAFORM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../support/fake-terraform/terraform')
+
+export interface Env {
+  sim: PveSim
+  ws: Workspace
+  config: Config
+  signals: EventEmitter
+  terraform: (env?: Record<string, string>) => Terraform
+  cleanup: () => Promise<void>
+}
+
+/** A simulator with an import-capable storage, and a workspace rendered for it. */
+export async function setup(input: ConfigInput = {}): Promise<Env> {
+  const sim = await startPveSim({version: '9.1'})
+  sim.setStorage('local', {content: ['iso', 'vztmpl', 'backup', 'import', 'snippets']})
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'autolabs-tf-it-'))
+  const ws = new Workspace(dir)
+  const config = configSchema.parse({
+    ...input,
+    proxmox: {url: sim.url, node: sim.node, tokenId: sim.adminTokenId, fingerprint: sim.fingerprint, ...input.proxmox},
+  })
+  const secrets = secretsWith({tokenSecret: sim.adminTokenSecret})
+  await ensureDir(ws.stateDir, 0o700)
+  await saveSecrets(ws, secrets)
+  await writeFile(ws.configFile, 'version: 1\n')
+  await writeTerraform(ws.terraformDir, await renderTerraform(config, secrets, {sshPublicKeys: [KEY]}))
+  const tlsEnv = await terraformTlsEnv(ws, config)
+  const signals = new EventEmitter()
+  const terraform = (env: Record<string, string> = {}) =>
+    new Terraform({
+      cwd: ws.terraformDir,
+      logsDir: ws.logsDir,
+      bin: FAKE_TERRAFORM,
+      signals,
+      env: {...tlsEnv, FAKE_TF_AGENT_WAIT_MS: '200', FAKE_TF_PROGRESS_MS: '100', ...env},
+    })
+  return {
+    sim,
+    ws,
+    config,
+    signals,
+    terraform,
+    cleanup: async () => {
+      await sim.stop()
+      await rm(dir, {recursive: true, force: true})
+    },
+  }
+}
