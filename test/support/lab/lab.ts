@@ -19,7 +19,8 @@
  *   (taken: 20 lab-smoke, 21 ssh-readiness, 22 ssh-session). The gateway (the host's bridge
  *   address) is .1; machines get .10, .11, ... unless `ip` is given.
  * - The rootfs is built once (debootstrap, ~1 min) into /var/cache/autolabs-lab/ and reused
- *   across runs; each machine unpacks its own copy, with its own SSH host keys.
+ *   across runs; each machine runs on its own overlay over it (or an unpacked copy where overlayfs
+ *   is missing), with its own SSH host keys.
  * - The cloud user (default `debian`) has passwordless sudo and the lab's key (or `publicKey`).
  * - apt works through apt-cacher-ng on the host (`lab.aptProxy`, shared by every lab, restricted
  *   to the host's Debian mirror). `aptProxyInMachine: false` leaves the machine without the
@@ -31,7 +32,7 @@
  */
 import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, closeSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -114,6 +115,8 @@ export interface Lab {
   shutdown(name: string): Promise<void>
   /** Kills sshd in a machine: 'sessions' drops every SSH connection; 'all' also the listener (systemd restarts it). */
   killSshd(name: string, mode?: 'sessions' | 'all'): Promise<void>
+  /** Pulls (false) or plugs back (true) the machine's network cable: its host-side veth goes down/up. */
+  setLink(name: string, up: boolean): Promise<void>
   /** New SSH host keys and an sshd restart: what a re-created VM at the same address looks like. */
   regenerateHostKeys(name: string): Promise<string>
   stop(): Promise<void>
@@ -439,7 +442,7 @@ class LabImpl implements Lab {
       const m = /^\d+:\s+([^:@]+)/.exec(line)
       if (m && (m[1] === this.bridge || m[1].startsWith(`alv${this.x}m`))) runSyncQuiet('ip', ['link', 'del', m[1]])
     }
-    rmSync(this.dir, {recursive: true, force: true})
+    removeLabDir(this.dir)
   }
 
   async setup(opts: StartLabOptions) {
@@ -480,9 +483,7 @@ class LabImpl implements Lab {
         await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up'])
         await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up'])
 
-        const rootfs = path.join(this.dir, spec.name, 'rootfs')
-        mkdirSync(rootfs, {recursive: true})
-        await run('tar', ['-C', rootfs, '--numeric-owner', '-xpf', ROOTFS_TAR], {timeoutMs: 300_000})
+        const rootfs = await machineRootfs(path.join(this.dir, spec.name))
         await this.personalize(rootfs, spec.name, user, publicKey, opts.aptProxyInMachine ?? true)
         if (opts.prepare) await opts.prepare({name: spec.name, rootfs})
         const hostKeyFingerprint = fingerprintOfPublicKeyLine(readFileSync(path.join(rootfs, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8'))
@@ -565,6 +566,12 @@ class LabImpl implements Lab {
     if (r.code !== 0) throw new Error(`killSshd ${name}: ${r.stderr}`)
   }
 
+  async setLink(name: string, up: boolean) {
+    const i = this.machines.findIndex((m) => m.name === name)
+    if (i < 0) throw new Error(`no lab machine ${name}`)
+    await run('ip', ['link', 'set', `alv${this.x}m${i}`, up ? 'up' : 'down'])
+  }
+
   async regenerateHostKeys(name: string): Promise<string> {
     const r = await this.execIn(name, 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh && cat /etc/ssh/ssh_host_ed25519_key.pub')
     if (r.code !== 0) throw new Error(`regenerateHostKeys ${name}: ${r.stderr}`)
@@ -604,9 +611,81 @@ class LabImpl implements Lab {
     for (const ns of this.netns.values()) runSyncQuiet('ip', ['netns', 'del', ns])
     for (const v of this.veths) runSyncQuiet('ip', ['link', 'del', v])
     runSyncQuiet('ip', ['link', 'del', this.bridge])
-    rmSync(this.dir, {recursive: true, force: true})
+    removeLabDir(this.dir)
     active.delete(this)
   }
+}
+
+/**
+ * A machine's root filesystem: an overlay (own upper layer) on the unpacked cached rootfs, which
+ * takes milliseconds; where overlayfs is not available, a full unpacked copy (seconds).
+ */
+async function machineRootfs(machineDir: string): Promise<string> {
+  const lower = await ensureUnpackedRootfs()
+  const rootfs = path.join(machineDir, 'rootfs')
+  const upper = path.join(machineDir, 'upper')
+  const work = path.join(machineDir, 'work')
+  for (const d of [rootfs, upper, work]) mkdirSync(d, {recursive: true})
+  const ov = await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, rootfs], {allowFail: true})
+  if (ov.code !== 0) await run('tar', ['-C', rootfs, '--numeric-owner', '-xpf', ROOTFS_TAR], {timeoutMs: 300_000})
+  return rootfs
+}
+
+let unpackPromise: Promise<string> | undefined
+
+/** The rootfs tarball unpacked once into the cache (the overlays' shared lower layer). */
+function ensureUnpackedRootfs(): Promise<string> {
+  unpackPromise ??= (async () => {
+    const dir = path.join(LAB_CACHE_DIR, 'rootfs-bookworm.d')
+    const st = statSync(ROOTFS_TAR)
+    const stamp = `${st.size}:${Math.round(st.mtimeMs)}`
+    const marker = path.join(dir, '.autolabs-from-tar')
+    if (existsSync(marker) && readFileSync(marker, 'utf8') === stamp) return dir
+    const script = `
+      set -euo pipefail
+      if [ -e "$1/.autolabs-from-tar" ] && [ "$(cat "$1/.autolabs-from-tar")" = "$3" ]; then exit 0; fi
+      tmp=$(mktemp -d "$1.XXXXXX")
+      tar -C "$tmp" --numeric-owner -xpf "$2"
+      printf %s "$3" > "$tmp/.autolabs-from-tar"
+      if [ -e "$1" ]; then mv "$1" "$1.old.$$"; rm -rf --one-file-system "$1.old.$$"; fi
+      mv "$tmp" "$1"`
+    await run('flock', ['-w', '600', path.join(LAB_CACHE_DIR, '.build.lock'), 'bash', '-c', script, 'unpack', dir, ROOTFS_TAR, stamp], {timeoutMs: 900_000})
+    return dir
+  })()
+  unpackPromise.catch(() => {
+    unpackPromise = undefined
+  })
+  return unpackPromise
+}
+
+/** Unmounts whatever is mounted below the lab's dir (overlays), then deletes it. */
+function removeLabDir(dir: string) {
+  if (!existsSync(dir)) return
+  let mounts: string[] = []
+  try {
+    mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m): m is string => Boolean(m) && (m === dir || m.startsWith(`${dir}/`)))
+  } catch {
+    // no mountinfo: nothing we mounted can be found either
+  }
+  for (const m of mounts.sort((a, b) => b.length - a.length)) {
+    runSyncQuiet('umount', [m])
+    runSyncQuiet('umount', ['-l', m])
+  }
+  // Never delete through a mount that is still there (rm would reach the shared lower layer's view).
+  let still = false
+  try {
+    still = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => {
+      const m = l.split(' ')[4]
+      return m === dir || m?.startsWith(`${dir}/`)
+    })
+  } catch {
+    // see above
+  }
+  if (still) return
+  rmSync(dir, {recursive: true, force: true})
 }
 
 /** Kills an nspawn we started (checked by its command line) and its container's PID 1. */
