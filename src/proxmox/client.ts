@@ -417,6 +417,9 @@ export class ProxmoxClient {
   }
 
   async createSnapshot(node: string, vmid: number, name: string, opts: {description?: string; vmstate?: boolean; timeoutMs?: number} = {}): Promise<TaskStatus> {
+    // PVE's pve-configid format: checked here so the user gets the rule, not a 400.
+    if (!/^[a-z][a-z0-9_-]+$/i.test(name) || name.length > 40)
+      throw new UsageError(`"${name}" cannot be a Proxmox snapshot name: it must start with a letter, then letters, digits, "-" or "_" (2–40 characters).`)
     return this.task('POST', `/nodes/${p(node)}/qemu/${vmid}/snapshot`, {snapname: name, description: opts.description, vmstate: opts.vmstate}, `snapshot ${name} of VM ${vmid}`, opts.timeoutMs)
   }
 
