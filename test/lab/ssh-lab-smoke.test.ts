@@ -1,3 +1,6 @@
+import {execFileSync} from 'node:child_process'
+import {existsSync, readFileSync} from 'node:fs'
+
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {type Lab, labAvailable, startLab} from '../support/lab/lab.js'
@@ -45,5 +48,28 @@ describe.skipIf(!avail.ok)(`lab machines (${avail.reason})`, () => {
     const r = await m.exec('apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq && jq --version', {timeoutMs: 300_000})
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/jq-1\./)
+  })
+})
+
+describe.skipIf(!avail.ok)(`lab cleanup (${avail.reason})`, () => {
+  it('cleans up a lab that a crashed run left running on the same subnet, and stop() leaves nothing behind', async () => {
+    // Given a lab that is never stopped (as when a test process dies)…
+    const crashed = await startLab({name: 'lab-crashed', subnet: 23, machines: [{name: 'orphan'}]})
+    const orphanPid = crashed.machine('orphan').pid!
+    expect(existsSync(`/proc/${orphanPid}`)).toBe(true)
+    // …the next start on that subnet removes it and works.
+    const lab = await startLab({name: 'lab-after-crash', subnet: 23, machines: [{name: 'orphan'}]})
+    try {
+      expect(existsSync(`/proc/${orphanPid}`)).toBe(false)
+      expect((await lab.machine('orphan').exec('systemctl is-active ssh')).stdout).toBe('active\n')
+    } finally {
+      await lab.stop()
+    }
+    const netns = execFileSync('ip', ['netns', 'list']).toString()
+    const links = execFileSync('ip', ['-o', 'link', 'show']).toString()
+    expect(netns).not.toMatch(/^al23-/m)
+    expect(links).not.toMatch(/\b(alb23|alv23m\d+)\b/)
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(lab.dir)
+    expect(existsSync(lab.dir)).toBe(false)
   })
 })
