@@ -216,7 +216,7 @@ describe('ProxmoxClient errors', () => {
     const c = await clientFor(old)
     await c.version()
     // An endpoint only PVE 9 has: SDN fabrics.
-    const err = await c.request('GET', '/cluster/sdn/fabrics').catch((e: Error) => e)
+    const err = (await c.request('GET', '/cluster/sdn/fabrics').catch((e: unknown) => e)) as Error
     expect(err).toBeInstanceOf(ProxmoxNotImplementedError)
     expect(err.message).toContain('(PVE 8.4.2) does not implement GET /cluster/sdn/fabrics')
     expect(old.invalidRequests).toHaveLength(1) // deliberately invalid here
