@@ -33,8 +33,9 @@ provider "proxmox" {
 
   # Only used in cloud-init "snippet" mode: snippets can only be uploaded over SSH to the
   # node (the API has no upload for them). Keys come from your ssh-agent (SSH_AUTH_SOCK).
+  # builtin mode never opens an SSH connection, so it needs no agent.
   ssh {
-    agent    = true
+    agent    = var.cloud_init_mode == "snippet"
     username = var.proxmox_ssh_username
   }
 }

@@ -1,0 +1,56 @@
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {configSchema} from '../../../src/config/schema.js'
+import {renderTerraform, writeTerraform} from '../../../src/render/terraform.js'
+import {provision} from '../../../src/steps/provision.js'
+import {loadSecrets} from '../../../src/workspace/secrets.js'
+import {KEY} from '../../unit/render/fixtures.js'
+import {type Env, setup} from './helpers.js'
+
+let env: Env | undefined
+const dirs: string[] = []
+afterEach(async () => {
+  if (env) expect(env.sim.invalidRequests).toEqual([])
+  await env?.cleanup()
+  env = undefined
+  await Promise.all(dirs.splice(0).map((d) => rm(d, {recursive: true, force: true})))
+})
+
+describe('cloud-init modes and changes after provisioning', () => {
+  it('snippet mode: uploads one user-data snippet per VM and points each VM at its own', async () => {
+    env = await setup({cloudInit: {mode: 'snippet'}, network: {aptProxy: 'http://192.168.100.5:3142'}})
+    const node = await mkdtemp(path.join(os.tmpdir(), 'autolabs-node-snippets-'))
+    dirs.push(node)
+    const result = await provision({workspace: env.ws, config: env.config, terraform: env.terraform({FAKE_TF_NODE_SNIPPETS_DIR: node}), yes: true})
+    expect(result.plan.resources.filter((r) => r.type === 'proxmox_virtual_environment_file').map((r) => r.address)).toEqual([
+      'proxmox_virtual_environment_file.user_data["gitlab"]',
+      'proxmox_virtual_environment_file.user_data["database"]',
+      'proxmox_virtual_environment_file.user_data["k8s"]',
+    ])
+    const db = env.sim.vm(120)
+    expect(db.config.cicustom).toBe('user=local:snippets/autolabs-database-vm-user-data.yaml')
+    // The user comes from the snippet, not from Proxmox's own cloud-init settings.
+    expect(db.config.ciuser).toBeUndefined()
+    expect(db.config.ipconfig0).toBe('ip=192.168.100.20/24,gw=192.168.100.1')
+    const snippet = await readFile(path.join(node, 'autolabs-database-vm-user-data.yaml'), 'utf8')
+    expect(snippet).toContain('hostname: "database-vm"')
+    expect(snippet).toContain('proxy: "http://192.168.100.5:3142"')
+    expect(snippet).toContain(KEY)
+  })
+
+  it('a changed size in autolabs.yaml is an in-place update of that VM only', async () => {
+    env = await setup()
+    await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
+    const bigger = configSchema.parse({...env.config, vms: {...env.config.vms, k8s: {...env.config.vms.k8s, cores: 8, memoryMiB: 16384}}})
+    await writeTerraform(env.ws.terraformDir, await renderTerraform(bigger, await loadSecrets(env.ws), {sshPublicKeys: [KEY]}))
+    const again = await provision({workspace: env.ws, config: bigger, terraform: env.terraform(), yes: true})
+    expect(again.plan).toMatchObject({add: 0, change: 1, destroy: 0})
+    expect(again.plan.resources).toEqual([{address: 'proxmox_virtual_environment_vm.k8s', type: 'proxmox_virtual_environment_vm', action: 'update', name: 'k8s-vm'}])
+    expect(env.sim.vm(130).config).toMatchObject({cores: '8', memory: '16384'})
+    expect(env.sim.vm(110).config.cores).toBe('4')
+  })
+})
