@@ -1,0 +1,111 @@
+/**
+ * `autolabs backup verify <id>`: every file's size and SHA-256 against the manifest, and the
+ * PostgreSQL dump replayed into a throw-away cluster on the database VM, dumped again and
+ * compared database by database with the original (same canonical form: comments and the
+ * per-run `\restrict` keys aside, a faithful restore dumps identically).
+ */
+import {stat} from 'node:fs/promises'
+import path from 'node:path'
+import {pipeline} from 'node:stream/promises'
+
+import {findBackup} from './manifest.js'
+import {PG_VERIFY_SCRATCH, type BackupShell} from './remote.js'
+import {DevNull, DumpDigest, readDecompressed, restoreFilter, sha256File} from './streams.js'
+
+export interface FileCheck {
+  part: string
+  path: string
+  ok: boolean
+  detail: string
+}
+
+export interface VerifyResult {
+  id: string
+  ok: boolean
+  files: FileCheck[]
+  postgres?: {
+    ok: boolean
+    detail: string
+    databases: Array<{database: string; ok: boolean; lines: number; detail?: string}>
+    durationMs: number
+  }
+}
+
+export async function verifyBackup(
+  backupsDir: string,
+  id: string,
+  deps: {connectDatabase?: () => Promise<BackupShell>; onProgress?: (msg: string) => void; restoreCheck?: boolean},
+): Promise<VerifyResult> {
+  const b = await findBackup(backupsDir, id)
+  const files: FileCheck[] = []
+  for (const part of b.manifest.parts) {
+    for (const f of part.files) {
+      const file = path.join(b.dir, f.path)
+      try {
+        const st = await stat(file)
+        if (st.size !== f.bytes) {
+          files.push({part: part.part, path: f.path, ok: false, detail: `size ${st.size} ≠ ${f.bytes} in the manifest`})
+          continue
+        }
+        const {sha256} = await sha256File(file)
+        files.push(sha256 === f.sha256 ? {part: part.part, path: f.path, ok: true, detail: 'SHA-256 matches'} : {part: part.part, path: f.path, ok: false, detail: `SHA-256 ${sha256} ≠ ${f.sha256} in the manifest`})
+      } catch (error) {
+        files.push({part: part.part, path: f.path, ok: false, detail: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (error as Error).message})
+      }
+    }
+  }
+  deps.onProgress?.(`checksums: ${files.filter((f) => f.ok).length}/${files.length} match`)
+
+  let postgres: VerifyResult['postgres']
+  const pgPart = b.manifest.parts.find((p) => p.part === 'postgres' && p.status === 'ok')
+  const pgFileOk = pgPart && files.find((f) => f.part === 'postgres')?.ok
+  if (pgPart && pgFileOk && deps.restoreCheck !== false) {
+    if (!deps.connectDatabase) throw new Error('verifying the PostgreSQL dump needs the database VM')
+    deps.onProgress?.('PostgreSQL: replaying the dump into a scratch cluster on the database VM')
+    postgres = await verifyPostgresDump(path.join(b.dir, pgPart.files[0].path), await deps.connectDatabase())
+  }
+  const ok = files.every((f) => f.ok) && (postgres?.ok ?? true)
+  return {id, ok, files, ...(postgres ? {postgres} : {})}
+}
+
+export async function verifyPostgresDump(file: string, sh: BackupShell): Promise<NonNullable<VerifyResult['postgres']>> {
+  const t0 = Date.now()
+  try {
+    // The original, canonicalised locally.
+    const original = new DumpDigest()
+    const src = readDecompressed(file)
+    await Promise.all([pipeline(src.stream, original, new DevNull()), src.done])
+
+    // The same dump through the restore filter into a scratch cluster; its re-dump comes back.
+    const replay = readDecompressed(file)
+    const filtered = replay.stream.pipe(restoreFilter())
+    const again = new DumpDigest()
+    const sink = pipeline(again, new DevNull())
+    const r = await sh.exec(PG_VERIFY_SCRATCH, {stdin: filtered, stdout: again, sudo: true, timeoutMs: 6 * 3_600_000, label: 'verify: replay into a scratch cluster'})
+    again.end()
+    await Promise.all([sink, replay.done])
+    if (r.code !== 0) {
+      return {ok: false, detail: `the dump did not restore (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-5).join(' / ')}`, databases: [], durationMs: Date.now() - t0}
+    }
+
+    const a = original.result()
+    const bb = again.result()
+    const names = [...new Set([...Object.keys(a), ...Object.keys(bb)])].sort()
+    const databases = names.map((database) => {
+      const x = a[database]
+      const y = bb[database]
+      if (!x) return {database, ok: false, lines: y.lines, detail: 'appeared after restore'}
+      if (!y) return {database, ok: false, lines: x.lines, detail: 'missing after restore'}
+      return x.sha256 === y.sha256 ? {database, ok: true, lines: x.lines} : {database, ok: false, lines: x.lines, detail: `differs after restore (${x.lines} → ${y.lines} lines)`}
+    })
+    const bad = databases.filter((d) => !d.ok)
+    return {
+      ok: bad.length === 0,
+      detail: bad.length === 0 ? `restored into a scratch cluster; ${databases.length - 1} databases and the globals dump identically` : `differs: ${bad.map((d) => `${d.database} (${d.detail})`).join(', ')}`,
+      databases,
+      durationMs: Date.now() - t0,
+    }
+  } finally {
+    await sh.close()
+  }
+}

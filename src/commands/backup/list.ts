@@ -1,0 +1,30 @@
+import {BaseCommand} from '../../base-command.js'
+import type {BackupListing} from '../../backup/list.js'
+import {findWorkspace} from '../../workspace/workspace.js'
+
+export default class BackupList extends BaseCommand<typeof BackupList> {
+  static override summary = 'List local backups (backups/<id>/) and the VM snapshots, marking those autolabs made.'
+  static override examples = [{description: 'Machine-readable:', command: '<%= config.bin %> <%= command.id %> --json'}]
+
+  public async run(): Promise<BackupListing> {
+    const [{openDayTwo}, {listBackups, formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/list.js')])
+    const ws = findWorkspace({dir: this.flags.dir})
+    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m)})
+    try {
+      const r = await listBackups(ws.backupsDir, {api: ctx.proxmox, node: ctx.config.proxmox.node, vms: ctx.vms})
+      if (!this.jsonEnabled()) {
+        const lines = ['LOCAL BACKUPS (' + ws.backupsDir + ')']
+        if (r.local.length === 0) lines.push('  none — take one with `autolabs backup now`')
+        for (const b of r.local) lines.push(`  ${b.id}  ${b.status.padEnd(10)} ${formatBytes(b.bytes).padStart(10)}  ${b.parts.map((p) => `${p.part}${p.status === 'ok' ? '' : ' (failed)'}`).join(', ')}`)
+        lines.push('', 'SNAPSHOTS')
+        if (!ctx.proxmox) lines.push('  (no Proxmox credentials in this workspace)')
+        for (const s of r.snapshots) lines.push(`  ${s.vm.padEnd(12)} ${s.name.padEnd(28)} ${s.autolabs ? 'autolabs' : 'other (never pruned)'}`)
+        for (const e of r.snapshotErrors) lines.push(`  ! ${e}`)
+        process.stdout.write(lines.join('\n') + '\n')
+      }
+      return r
+    } finally {
+      await ctx.close()
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import type {VerifyResult} from '../../backup/verify.js'
+import {findWorkspace} from '../../workspace/workspace.js'
+
+export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
+  static override summary = 'Check a backup: every file against its SHA-256, and the PostgreSQL dump restored into a scratch cluster and compared.'
+  static override description = `The scratch cluster runs on the database VM (same PostgreSQL major version, unix socket only, in /var/tmp, removed afterwards; it needs free disk about the size of the data). The dump is replayed into it, dumped again, and compared database by database with the original. Exit 1 when anything does not match.`
+  static override examples = [{description: 'Verify one backup:', command: '<%= config.bin %> <%= command.id %> 20261125-020000'}]
+  static override args = {id: Args.string({description: 'Backup id (see `autolabs backup list`).', required: true})}
+  static override flags = {
+    'checksums-only': Flags.boolean({summary: 'Skip the restore into a scratch cluster.', env: 'AUTOLABS_VERIFY_CHECKSUMS_ONLY', default: false}),
+  }
+
+  public async run(): Promise<VerifyResult> {
+    const {args, flags} = await this.parse(BackupVerify)
+    const [{openDayTwo}, {verifyBackup}] = await Promise.all([import('../../status/context.js'), import('../../backup/verify.js')])
+    const ws = findWorkspace({dir: flags.dir})
+    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: false})
+    try {
+      const r = await verifyBackup(ws.backupsDir, args.id, {connectDatabase: () => ctx.connect('database'), restoreCheck: !flags['checksums-only'], onProgress: (m) => this.info(m)})
+      if (!this.jsonEnabled()) {
+        const lines = r.files.map((f) => `${f.ok ? 'ok  ' : 'FAIL'}  ${f.part}/${f.path}: ${f.detail}`)
+        if (r.postgres) lines.push(`${r.postgres.ok ? 'ok  ' : 'FAIL'}  postgres restore: ${r.postgres.detail} (${(r.postgres.durationMs / 1000).toFixed(1)} s)`)
+        lines.push(r.ok ? `Backup ${r.id} verified.` : `Backup ${r.id} FAILED verification.`)
+        process.stdout.write(lines.join('\n') + '\n')
+      }
+      if (!r.ok) process.exitCode = 1
+      return r
+    } finally {
+      await ctx.close()
+    }
+  }
+}
