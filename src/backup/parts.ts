@@ -116,7 +116,7 @@ export interface SnapshotApi {
   createSnapshot(node: string, vmid: number, name: string, opts: {description?: string}): Promise<unknown>
   listSnapshots(node: string, vmid: number): Promise<Array<{name: string; snaptime?: number; description?: string}>>
   deleteSnapshot(node: string, vmid: number, name: string): Promise<unknown>
-  rollbackSnapshot(node: string, vmid: number, name: string): Promise<unknown>
+  rollbackSnapshot(node: string, vmid: number, name: string, opts?: {start?: boolean}): Promise<unknown>
 }
 
 export async function backupSnapshots(

@@ -83,7 +83,8 @@ export async function restoreSnapshot(api: SnapshotApi, node: string, vm: {name:
       suggestion: ours.length > 0 ? `Its autolabs snapshots: ${ours.join(', ')}.` : 'It has no autolabs snapshots; list them with `autolabs backup list`.',
     })
   }
-  await api.rollbackSnapshot(node, vm.vmid, name)
+  // Without RAM state a rollback leaves the VM stopped; these are servers, so start them again.
+  await api.rollbackSnapshot(node, vm.vmid, name, {start: true})
   return {vm: vm.name, snapshot: name}
 }
 

@@ -130,11 +130,11 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
           return {status: 'fail', detail: `Proxmox: ${msg}`}
         }
         const metrics: VmMetrics = {state: s.status, uptimeSec: s.uptime}
-        if (s.cpu !== undefined) metrics.cpuPct = s.cpu * 100
-        if (s.mem !== undefined && s.maxmem) metrics.memPct = (s.mem / s.maxmem) * 100
+        if (s.cpu !== undefined) metrics.cpuPct = round1(s.cpu * 100)
+        if (s.mem !== undefined && s.maxmem) metrics.memPct = round1((s.mem / s.maxmem) * 100)
         // QEMU VMs report disk=0 without a guest agent; the guest's own df (below) is preferred.
         if (s.disk && s.maxdisk) {
-          metrics.diskPct = (s.disk / s.maxdisk) * 100
+          metrics.diskPct = round1((s.disk / s.maxdisk) * 100)
           metrics.diskSource = 'proxmox'
         }
         if (s.status !== 'running') return {status: 'fail', detail: `VM is ${s.status}`, metrics}
@@ -170,7 +170,7 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
       const r = await exec(DISK_CMD, signal)
       const diskPct = parseDf(r.stdout)
       if (r.code !== 0 || diskPct === undefined) return {status: 'fail', detail: `SSH works, but \`df /\` failed: ${oneLine(r.stderr || r.stdout)}`}
-      const metrics: VmMetrics = {diskPct, diskSource: 'guest'}
+      const metrics: VmMetrics = {diskPct: round1(diskPct), diskSource: 'guest'}
       const warn = metricWarnings({diskPct}, thresholds)
       return warn.length > 0 ? {status: 'warn', detail: warn.join('; '), metrics} : {status: 'ok', detail: `disk ${fmtPct(diskPct)} used`, metrics}
     })
@@ -280,6 +280,8 @@ async function httpOrUnreachable(deps: StatusDeps, url: string, signal: AbortSig
     throw new Error(`${new URL(url).host}: ${oneLine(error)}`)
   }
 }
+
+const round1 = (v: number) => Math.round(v * 10) / 10
 
 function withPrefix(prefix: string, v: Verdict): Verdict {
   return {...v, detail: `${prefix}: ${v.detail}`}
