@@ -120,6 +120,23 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     expect(third.plan.resources).toEqual([])
   })
 
+  it('replaces a VM that failed after its clone (tainted), so the re-run ends with a clean VM', async () => {
+    env = await setup()
+    const failed = await provision({workspace: env.ws, config: env.config, terraform: env.terraform({FAKE_TF_FAIL_ON: 'proxmox_virtual_environment_vm.gitlab@start'}), yes: true}).catch((e: unknown) => e)
+    expect(failed).toBeInstanceOf(ExternalError)
+    // The half-made VM exists in Proxmox, stopped.
+    expect(env.sim.vm(110).status).toBe('stopped')
+    const again = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
+    expect(again.plan.resources.map((r) => `${r.action} ${r.address}`)).toEqual([
+      'replace proxmox_virtual_environment_vm.gitlab',
+      'create proxmox_virtual_environment_vm.database',
+      'create proxmox_virtual_environment_vm.k8s',
+    ])
+    expect(again.plan).toMatchObject({add: 3, destroy: 1})
+    expect(env.sim.vm(110).status).toBe('running')
+    expect([...env.sim.state.vms.keys()].sort()).toEqual([110, 120, 130, 9000])
+  })
+
   it('asks before applying, and without a terminal refuses with the --yes hint', async () => {
     env = await setup()
     await expect(provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: false})).rejects.toThrow(UsageError)
