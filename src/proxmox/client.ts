@@ -162,7 +162,7 @@ export class ProxmoxClient {
         return await this.once<T>(method, path, params)
       } catch (error) {
         lastError = error
-        const retriable = error instanceof ProxmoxUnreachableError || (error instanceof ProxmoxServerError && error.status !== undefined && error.status >= 500 && error.status !== 501)
+        const retriable = error instanceof ProxmoxUnreachableError || (error instanceof ProxmoxServerError && isTransient(error))
         if (!retriable || attempt === attempts) throw error
         this.debug?.(`retrying ${method} ${path} after: ${(error as Error).message}`)
         await sleep(Math.min(4000, 300 * 2 ** (attempt - 1)))
@@ -632,6 +632,15 @@ function causes(error: unknown): unknown[] {
     cur = next
   }
   return out
+}
+
+/**
+ * PVE answers every runtime failure with 500 ("does not exist" as much as "timeout"), so only
+ * gateway-type statuses and 500s whose reason says "try again" are worth re-reading.
+ */
+function isTransient(error: ProxmoxServerError): boolean {
+  if (error.status === 502 || error.status === 503 || error.status === 504 || error.status === 595 || error.status === 596) return true
+  return error.status === 500 && /timeout|timed out|temporar|try again|connection (refused|reset)|got no worker|unable to connect/i.test(error.reason)
 }
 
 function sleep(ms: number): Promise<void> {

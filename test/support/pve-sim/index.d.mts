@@ -2,6 +2,8 @@
 export interface PveSimOptions {
   /** Which PVE release to simulate; the schema used for validation follows it. Default '9.1'. */
   version?: '9.1' | '8.4'
+  /** What GET /version reports (default: the schema's version, 8.4.2 or 9.1.3). */
+  reportVersion?: string
   node?: string
   cpus?: number
   memoryGiB?: number

@@ -67,7 +67,8 @@ export class PveSim {
   constructor(opts = {}) {
     this.release = opts.version ?? '9.1'
     this.schema = loadSchema(this.release)
-    this.pveVersion = this.schema.version
+    // `reportVersion` changes only what /version says (e.g. an older 8.x), not the schema.
+    this.pveVersion = opts.reportVersion ?? this.schema.version
     this.authFailureDelayMs = opts.authFailureDelayMs ?? 50
     this.taskDurationMs = opts.taskDurationMs ?? 20
     this.host = opts.host ?? '127.0.0.1'
