@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {loadConfig} from '../config/load.js'
 import {canPrompt} from '../prompts/ask.js'
+import {progressLine} from '../terraform/events.js'
 import type {DestroyResult} from '../steps/destroy.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
@@ -46,8 +47,8 @@ Secrets (.autolabs/secrets.yaml) and backups (backups/) are kept, so a backup ca
           if (e.resources.length === 0) this.info('Terraform manages nothing in this workspace: nothing to destroy.')
           else this.info(`Will destroy ${e.resources.length} resources:\n${e.resources.map((r) => `  - ${r.address}${r.name ? ` (${r.name})` : ''}`).join('\n')}`)
         } else if (e.type === 'terraform') {
-          const t = e.event
-          if (t.type === 'apply_complete' || t.type === 'apply_errored' || t.type === 'apply_start') this.info(`  ${t.message}`)
+          const line = progressLine(e.event)
+          if (line) this.info(`  ${line}`)
         } else if (f.verbose) this.info(e.message)
       },
     })

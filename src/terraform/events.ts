@@ -159,3 +159,39 @@ export function foldProgress(state: Map<string, ResourceProgress>, e: UiEvent): 
   }
   return state
 }
+
+const ACTION_WORDS: Partial<Record<ChangeAction, [string, string]>> = {
+  create: ['creating', 'created'],
+  update: ['updating', 'updated'],
+  replace: ['replacing', 'replaced'],
+  delete: ['destroying', 'destroyed'],
+  read: ['reading', 'read'],
+}
+
+/** resource address → what a person calls it: "proxmox_virtual_environment_vm.gitlab" → "VM gitlab". */
+export function resourceTitle(addr: string): string {
+  const m = /^(?:module\.[^.]+\.)*([a-z0-9_]+)\.([a-z0-9_]+)(?:\["([^"]+)"\])?$/.exec(addr)
+  if (!m) return addr
+  const [, type, name, key] = m
+  const kind =
+    type === 'proxmox_virtual_environment_vm' ? (name === 'template' ? 'template VM' : 'VM') : type === 'proxmox_download_file' ? 'cloud image' : type === 'proxmox_virtual_environment_file' ? 'cloud-init snippet' : type
+  return name === 'template' || type === 'proxmox_download_file' ? kind : `${kind} ${key ?? name}`
+}
+
+/** One short progress line per event worth showing (undefined for the rest). */
+export function progressLine(e: UiEvent): string | undefined {
+  switch (e.type) {
+    case 'apply_start':
+      return `${resourceTitle(e.addr)}: ${ACTION_WORDS[e.action]?.[0] ?? e.action}…`
+    case 'apply_progress':
+      return `${resourceTitle(e.addr)}: still ${ACTION_WORDS[e.action]?.[0] ?? e.action} (${e.elapsedSeconds} s)`
+    case 'apply_complete':
+      return `${resourceTitle(e.addr)}: ${ACTION_WORDS[e.action]?.[1] ?? 'done'} in ${e.elapsedSeconds} s${e.idValue ? ` [id ${e.idValue}]` : ''}`
+    case 'apply_errored':
+      return `${resourceTitle(e.addr)}: FAILED after ${e.elapsedSeconds} s`
+    case 'diagnostic':
+      return e.severity === 'warning' ? `warning: ${e.summary}${e.address ? ` (${resourceTitle(e.address)})` : ''}` : undefined
+    default:
+      return undefined
+  }
+}

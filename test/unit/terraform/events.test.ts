@@ -83,3 +83,15 @@ describe('foldProgress', () => {
     expect(state.get(VM)?.id).toBe('110')
   })
 })
+
+describe('progressLine', () => {
+  it('says what happens to which VM in words, and nothing for bookkeeping events', async () => {
+    const {progressLine} = await import('../../../src/terraform/events.js')
+    const lines = STREAM.map((l) => progressLine(parseUiLine(l)!))
+    expect(lines).toEqual([undefined, undefined, undefined, 'VM gitlab: creating…', 'VM gitlab: still creating (10 s)', 'VM gitlab: created in 12 s [id 110]', undefined])
+    const tpl = parseUiLine(line({type: 'apply_start', hook: {resource: res('proxmox_virtual_environment_vm.template'), action: 'create'}}))!
+    expect(progressLine(tpl)).toBe('template VM: creating…')
+    const snippet = parseUiLine(line({type: 'apply_errored', hook: {resource: {addr: 'proxmox_virtual_environment_file.user_data["k8s"]'}, action: 'create', elapsed_seconds: 2}}))!
+    expect(progressLine(snippet)).toBe('cloud-init snippet k8s: FAILED after 2 s')
+  })
+})
