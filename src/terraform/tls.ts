@@ -3,6 +3,7 @@ import {readFile} from 'node:fs/promises'
 import {isIP} from 'node:net'
 import tls from 'node:tls'
 
+import {expandHome} from '../config/load.js'
 import type {Config} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import {writeFileAtomic} from '../workspace/fs.js'
@@ -78,7 +79,7 @@ export async function terraformTlsEnv(ws: Workspace, config: Config, opts: {fetc
   let extra: string | undefined
   if (config.proxmox.caFile) {
     try {
-      extra = await readFile(config.proxmox.caFile, 'utf8')
+      extra = await readFile(expandHome(config.proxmox.caFile), 'utf8')
     } catch (error) {
       throw new UserError(`Cannot read proxmox.caFile ${config.proxmox.caFile}: ${(error as Error).message}`, {
         suggestion: 'Copy the Proxmox CA (/etc/pve/pve-root-ca.pem on the host) to this machine and set proxmox.caFile to its path.',
