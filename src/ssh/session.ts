@@ -331,7 +331,17 @@ class Session implements SshSession {
     )
   }
 
-  async reconnect(): Promise<void> {
+  private reconnecting?: Promise<void>
+
+  /** Concurrent callers (several commands on one session) share one reconnect. */
+  reconnect(): Promise<void> {
+    this.reconnecting ??= this.doReconnect().finally(() => {
+      this.reconnecting = undefined
+    })
+    return this.reconnecting
+  }
+
+  private async doReconnect(): Promise<void> {
     this.dropConnection()
     const {tries, delayMs} = this.opts.reconnect ?? {tries: 3, delayMs: 2000}
     let last: unknown
@@ -409,11 +419,20 @@ class Session implements SshSession {
       opts.onStderr?.(r)
     })
     const sink = opts.stdout
+    let streamError: Error | undefined
+    const abort = (e: Error) => {
+      // A failing local stream (disk full, closed pipe) must not leave the remote side blocked.
+      streamError ??= e
+      if (sink) channel.unpipe(sink)
+      channel.resume() // drain what is buffered so that the channel can end and close
+      channel.close()
+    }
     if (sink) {
       channel.on('data', (d: Buffer) => {
         stdoutBytes += d.length
       })
       channel.pipe(sink, {end: false})
+      sink.once('error', abort)
     } else {
       channel.on('data', (d: Buffer) => {
         out.add(d.toString('utf8'))
@@ -454,18 +473,30 @@ class Session implements SshSession {
       } catch {
         // not supported by every server
       }
+      if (sink) channel.unpipe(sink)
+      channel.resume()
       channel.close()
     }, opts.timeoutMs + 10_000)
 
     if (opts.stdin === undefined) channel.end()
-    else if (opts.stdin instanceof Readable) opts.stdin.pipe(channel)
+    else if (opts.stdin instanceof Readable) {
+      opts.stdin.once('error', abort)
+      opts.stdin.pipe(channel)
+    }
     else channel.end(opts.stdin)
 
     await finished
     clearTimeout(guard)
     outLines.end()
     errLines.end()
-    if (sink) channel.unpipe(sink)
+    if (sink) {
+      channel.unpipe(sink)
+      sink.removeListener('error', abort)
+    }
+    if (streamError) {
+      log.line(`# stopped: ${streamError.message}`)
+      throw new ExternalError(`"${label}" on ${this.target.name} was stopped: ${streamError.message}`, {command: label, cause: streamError})
+    }
     const durationMs = Date.now() - started
     // GNU timeout exits 124 (TERM) or 137 (KILL after -k) when it had to stop the command.
     if ((exitCode === 124 || exitCode === 137) && durationMs >= opts.timeoutMs - 1000) timedOut = true

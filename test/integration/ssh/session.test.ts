@@ -172,6 +172,24 @@ describe.skipIf(!avail.ok)(`SSH session against a real sshd (${avail.reason})`, 
     expect(peak).toBeLessThan(64 * 1024 * 1024)
   })
 
+  it('stops the command when the local stream it writes to fails', async () => {
+    const s = await connect()
+    let got = 0
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        got += chunk.length
+        cb(got > 1024 * 1024 ? new Error('ENOSPC: no space left on device') : null)
+      },
+    })
+    sink.on('error', () => undefined)
+    const started = Date.now()
+    const err = await s.exec('head -c 1000000000 /dev/zero', {stdout: sink, label: 'pg_dumpall'}).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ExternalError)
+    expect((err as Error).message).toBe('"pg_dumpall" on database-vm was stopped: ENOSPC: no space left on device')
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect((await s.exec('echo still-usable')).stdout).toBe('still-usable\n')
+  })
+
   it('uploads content atomically with the requested mode', async () => {
     const s = await connect()
     const remote = path.join(dir, 'remote', 'nested', 'stage.env')
@@ -282,6 +300,14 @@ describe.skipIf(!avail.ok)(`SSH session against a real sshd (${avail.reason})`, 
       const err = await s.exec('echo never').catch((e: unknown) => e)
       expect(err).toBeInstanceOf(HostKeyChangedError)
     })
+  })
+
+  it('runs several commands at once on one session, sharing one reconnect after a drop', async () => {
+    const s = await connect()
+    await sshd.killConnections()
+    await new Promise((r) => setTimeout(r, 200))
+    const rs = await Promise.all([1, 2, 3].map((i) => s.exec(`sleep 0.3; echo ${i}`)))
+    expect(rs.map((r) => r.stdout)).toEqual(['1\n', '2\n', '3\n'])
   })
 
   it('keeps working for the other users of one known_hosts file when three sessions connect at once', async () => {
