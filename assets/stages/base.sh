@@ -82,11 +82,8 @@ check_time_sync() {
   local unit
   unit=$(time_unit)
   [[ $unit == chrony ]] || pkg_installed systemd-timesyncd || return 1
-  if [[ $(systemctl is-enabled "$unit" 2>/dev/null) == masked ]]; then
-    # Someone chose another time source on purpose (or the host keeps the clock): respect it.
-    warn "$unit is masked on this machine; leaving time synchronisation as it is"
-    return 0
-  fi
+  # Masked: someone chose another time source on purpose (or the host keeps the clock).
+  [[ $(systemctl is-enabled "$unit" 2>/dev/null) != masked ]] || return 0
   unit_enabled "$unit" || return 1
   # systemd-timesyncd refuses to run in a container (the host keeps the clock).
   unit_active "$unit" || in_container
@@ -95,6 +92,10 @@ do_time_sync() {
   local unit
   unit=$(time_unit)
   if [[ $unit == systemd-timesyncd ]] && ! pkg_installed systemd-timesyncd; then apt_install systemd-timesyncd; fi
+  if [[ $(systemctl is-enabled "$unit" 2>/dev/null) == masked ]]; then
+    warn "$unit is masked on this machine; leaving time synchronisation as it is"
+    return 0
+  fi
   systemctl enable "$unit"
   systemctl start "$unit" || true
   if ! unit_active "$unit"; then

@@ -30,6 +30,10 @@ check_postgres_repo() {
 }
 do_postgres_repo() {
   local codename url=https://apt.postgresql.org/pub/repos/apt
+  if check_postgres_repo; then
+    log "postgresql-$PG_VERSION comes from the configured sources; no other source needed"
+    return 0
+  fi
   codename=$(os_codename)
   log "postgresql-$PG_VERSION is not in this distribution's sources: adding the PostgreSQL project's ($url)"
   require_reachable "$url/dists/$codename-pgdg/Release"

@@ -129,7 +129,7 @@ check_gitlab_up() {
 do_gitlab_up() {
   local out
   if ! out=$(compose pull 2>&1); then
-    die "cannot pull gitlab/gitlab-ce:$GITLAB_VERSION from Docker Hub: $(tail -n 2 <<<"$out" | tr '\n' ' ') $(proxy_hint)"
+    die "cannot pull gitlab/gitlab-ce:$GITLAB_VERSION from Docker Hub: $(tail -n 2 <<<"$out" | tr '\n' ' ') $(https_hint)"
   fi
   compose up -d --remove-orphans
 }

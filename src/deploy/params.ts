@@ -112,7 +112,7 @@ export function envFileText(params: StageParams): string {
   return (
     Object.entries(params)
       .map(([k, v]) => {
-        if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`bad parameter name ${k}`)
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`bad parameter name ${k}`)
         return `${k}='${v.replaceAll("'", `'\\''`)}'`
       })
       .join('\n') + '\n'

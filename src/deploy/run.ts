@@ -163,13 +163,19 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       task.newListr(
         [
           {
-            title: 'Connect and upload the stage scripts',
+            title: `${prefix(c)}Connect and upload the stage scripts`,
             task: async () => {
-              c.session = await connect(
-                {name: c.vm.name, host: c.ip, user: sshUser(config), privateKeyPath: keyPath},
-                {knownHostsFile: ws.knownHostsFile, logFile: ws.logFile(c.vm.name, 'ssh.log')},
-              )
-              await uploadAssets(c, scripts)
+              try {
+                c.session = await connect(
+                  {name: c.vm.name, host: c.ip, user: sshUser(config), privateKeyPath: keyPath},
+                  {knownHostsFile: ws.knownHostsFile, logFile: ws.logFile(c.vm.name, 'ssh.log')},
+                )
+                await uploadAssets(c, scripts)
+              } catch (error) {
+                const e = error as Error & {suggestion?: string; stderrTail?: string}
+                c.result.error = redact([e.message, e.stderrTail, e.suggestion].filter(Boolean).join('\n'))
+                throw error
+              }
             },
           },
           ...c.vm.steps.map((s, i) => stepTask(c, s, i)),
@@ -178,8 +184,10 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       ),
   })
 
+  // Without the tree view (no terminal) each line must say which VM it is about.
+  const prefix = (c: VmContext) => (renderer === 'default' ? '' : `${c.vm.name}: `)
   const stepTask = (c: VmContext, s: PlannedStep, index: number): ListrTask => ({
-    title: s.step.title,
+    title: `${prefix(c)}${s.step.title}`,
     task: async (_ctx, task) => {
       const res = c.result.steps[index]
       const logPath = ws.logFile(c.vm.name, `${s.stage.id}-${s.step.id}.log`)
@@ -231,7 +239,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
         st.steps[c.vm.name] ??= {}
         st.steps[c.vm.name][s.key] = {inputHash: hash, finishedAt: new Date().toISOString(), durationMs: res.durationMs}
       })
-      task.title = `${s.step.title} ${res.status === 'changed' ? '(changed)' : '(unchanged)'}`
+      task.title = `${prefix(c)}${s.step.title} (${res.status})`
     },
   })
 
@@ -267,10 +275,8 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   for (const c of contexts) {
     c.result.ok = c.result.steps.every((s) => s.status === 'changed' || s.status === 'unchanged')
     const failedStep = c.result.steps.find((s) => s.status === 'failed')
-    if (!c.result.ok && !failedStep) {
-      const e = list.errors.find((x) => x.task?.title?.includes(c.vm.name) || x.task?.parent?.title?.includes(c.vm.name))
-      c.result.error = redact(e?.error?.message ?? 'stopped before its steps ran (see the log)')
-    }
+    if (!c.result.ok && !failedStep && !c.result.error) c.result.error = 'stopped before its steps ran (interrupted)'
+
   }
   const vms: DeployResult['vms'] = {}
   for (const c of contexts) vms[c.vm.role] = c.result

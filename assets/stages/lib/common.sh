@@ -10,9 +10,11 @@
 # Parameters come only from the 0600 env file: secrets are never on a command line and
 # never printed.
 
-set -euo pipefail
+set -Eeuo pipefail
 set +x # never trace: the env file holds passwords
 umask 077
+# A command failing under `set -e` says which one (the text before expansion: no secrets).
+trap 'rc=$?; printf "AUTOLABS_ERROR %s failed (exit %s) in %s\n" "$BASH_COMMAND" "$rc" "${FUNCNAME[0]:-main}" >&2' ERR
 
 AUTOLABS_STATE_DIR=${AUTOLABS_STATE_DIR:-/var/lib/autolabs}
 # Fail fast instead of hanging when a package source is unreachable (MISSION: "no hangs").
@@ -166,7 +168,8 @@ ensure_apt_lists() {
 pkg_installed() {
   local p
   for p in "$@"; do
-    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == 'install ok installed' ]] || return 1
+    # "install ok installed", or "hold ok installed" once apt-mark hold pinned it.
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == @(install|hold)' ok installed' ]] || return 1
   done
 }
 
@@ -186,11 +189,20 @@ deb_major() {
 
 # --- network sources ----------------------------------------------------------------------
 
+# Direct HTTPS downloads (keys, release files) do not go through the apt proxy.
+https_hint() {
+  if [[ -n ${APT_PROXY:-} ]]; then
+    printf 'The VM fetches it directly over HTTPS: network.aptProxy (%s) serves only apt'"'"'s HTTP sources. Let the VM reach this host over HTTPS (firewall, proxy allow-list) and run autolabs deploy again.' "$APT_PROXY"
+  else
+    printf 'The VM fetches it directly over HTTPS: let the VM reach this host (for apt'"'"'s HTTP sources a cache or proxy can be set as network.aptProxy in autolabs.yaml) and run autolabs deploy again.'
+  fi
+}
+
 # Fail at once (bounded by curl's timeouts) when an HTTPS source cannot be reached.
 require_reachable() {
   local url=$1 err
   if ! err=$(curl "${CURL_OPTS[@]}" --max-time 30 --head --output /dev/null "$url" 2>&1); then
-    die "cannot reach $url (${err:-no answer}). The VM needs HTTPS access to this source. $(proxy_hint)"
+    die "cannot reach $url (${err:-no answer}). $(https_hint)"
   fi
 }
 
@@ -198,7 +210,7 @@ require_reachable() {
 fetch() {
   local url=$1 dest=$2 err
   if ! err=$(curl "${CURL_OPTS[@]}" --output "$dest" "$url" 2>&1); then
-    die "cannot download $url (${err:-no answer}). $(proxy_hint)"
+    die "cannot download $url (${err:-no answer}). $(https_hint)"
   fi
 }
 

@@ -25,9 +25,10 @@ describe('stage scripts follow the stage contract', () => {
     expect(text).toMatch(/^source "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)\/lib\/common\.sh"$/m)
     expect(text).toMatch(/^if \[\[ \$\{BASH_SOURCE\[0\]\} == "\$0" \]\]; then stage_main "\$@"; fi$/m)
   })
-  it('lib/common.sh sets -euo pipefail and turns tracing off', () => {
+  it('lib/common.sh sets -Eeuo pipefail, traps failing commands and turns tracing off', () => {
     const text = readFileSync(path.join(STAGES, 'lib/common.sh'), 'utf8')
-    expect(text).toMatch(/^set -euo pipefail$/m)
+    expect(text).toMatch(/^set -Eeuo pipefail$/m)
+    expect(text).toMatch(/^trap .*AUTOLABS_ERROR.* ERR$/m)
     expect(text).toMatch(/^set \+x/m)
   })
   it('every step of the catalog has a check_ and a do_ function in its script', async () => {
