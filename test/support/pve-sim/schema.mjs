@@ -82,11 +82,17 @@ export function perlPattern(pattern) {
   return re
 }
 
+// Highest index of `key[n]` properties whose description does not say "(n is 0 to N)"
+// (qemu-server's MAX_NETS, MAX_UNUSED_DISKS, ...).
+const MAX_INDEX = {net: 31, ipconfig: 31, unused: 255, hostpci: 15, usb: 13, serial: 3, parallel: 2, numa: 7, virtiofs: 9, mp: 255, dev: 255}
+
 function propSchemaFor(properties, name) {
   if (properties[name]) return properties[name]
   const m = /^([a-z][a-z_-]*?)(\d+)$/.exec(name)
-  if (m && properties[`${m[1]}[n]`]) return properties[`${m[1]}[n]`]
-  return undefined
+  const prop = m && properties[`${m[1]}[n]`]
+  if (!prop) return undefined
+  const max = Number(/\(n is 0 to (\d+)\)/.exec(prop.description ?? '')?.[1] ?? MAX_INDEX[m[1]] ?? 255)
+  return Number(m[2]) <= max ? prop : undefined
 }
 
 const MISSING = 'property is missing and it is not optional'
