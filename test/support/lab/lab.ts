@@ -16,7 +16,8 @@
  *   })
  *
  * - `subnet` is X in 10.99.X.0/24 and identifies the lab: use a different X in each test file
- *   (taken: 20 lab-smoke, 21 ssh-readiness, 22 ssh-session). The gateway (the host's bridge
+ *   (taken: 20 smoke, 21 ssh-readiness, 22 ssh-session, 23 cleanup, 40 deploy-database,
+ *   45 scratch, 46 backup-status). The gateway (the host's bridge
  *   address) is .1; machines get .10, .11, ... unless `ip` is given.
  * - The rootfs is built once (debootstrap, ~1 min) into /var/cache/autolabs-lab/ and reused
  *   across runs; each machine runs on its own overlay over it (or an unpacked copy where overlayfs
@@ -356,6 +357,13 @@ function installExitHook() {
   process.on('exit', () => {
     for (const lab of active) lab.stopSync()
   })
+  // A test runner ending a worker with a signal skips 'exit': clean up, then let the signal act.
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      for (const lab of active) lab.stopSync()
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig)
+    })
+  }
 }
 
 function subnetFromName(name: string): number {
