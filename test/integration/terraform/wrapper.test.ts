@@ -1,3 +1,4 @@
+import {spawnSync} from 'node:child_process'
 import {EventEmitter} from 'node:events'
 import {chmod, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -114,5 +115,14 @@ exit 1`)
     expect(err).toBeInstanceOf(InterruptedError)
     expect((err as Error).message).toMatch(/stopped after saving its state/)
     expect(await readFile(path.join(dir, 'terraform-apply.log'), 'utf8')).toContain('state saved')
+  })
+})
+
+describe.skipIf(spawnSync('terraform', ['version'], {stdio: 'ignore', env: {...process.env, CHECKPOINT_DISABLE: '1'}}).status !== 0)('the real terraform binary (skipped: not on PATH)', () => {
+  it('reports its version through `version -json` (CHECKPOINT_DISABLE keeps it offline)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'autolabs-tfreal-'))
+    dirs.push(dir)
+    const {version} = await new Terraform({cwd: dir, logsDir: dir, bin: 'terraform'}).version()
+    expect(compareVersions(version, '1.5.0')).toBeGreaterThanOrEqual(0)
   })
 })
