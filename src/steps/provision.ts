@@ -117,3 +117,47 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
     await rm(planFile, {force: true})
   }
 }
+
+export interface ProvisionWorkspaceOptions {
+  workspace: Workspace
+  config: Config
+  secrets?: Secrets
+  yes: boolean
+  /** A terminal to ask on (and no --json). */
+  interactive: boolean
+  /** Chatter (stderr). */
+  log: (message: string) => void
+}
+
+/**
+ * provision() with the real adapter and a plain-text display: the Terraform wrapper for the
+ * workspace (TLS trust included), the plan summary, a confirmation prompt on a terminal, one
+ * line per resource event. What `init` and `deploy` call.
+ */
+export async function provisionWorkspace(opts: ProvisionWorkspaceOptions): Promise<ProvisionResult> {
+  const [{terraformForWorkspace}, {progressLine}] = await Promise.all([import('../terraform/index.js'), import('../terraform/events.js')])
+  const terraform = await terraformForWorkspace(opts.workspace, opts.config, {
+    onInterrupt: (n) => opts.log(n === 1 ? 'Stopping Terraform gracefully (it finishes the running step and saves its state)… Ctrl+C again to force.' : 'Forcing Terraform to stop.'),
+  })
+  return provision({
+    workspace: opts.workspace,
+    config: opts.config,
+    secrets: opts.secrets,
+    terraform,
+    yes: opts.yes,
+    confirm: opts.interactive
+      ? async () => {
+          const {confirm} = await import('@inquirer/prompts')
+          return confirm({message: 'Apply this plan?', default: true}, {output: process.stderr})
+        }
+      : undefined,
+    onEvent: (e) => {
+      if (e.type === 'phase') opts.log(`${e.message}…`)
+      else if (e.type === 'plan') opts.log(e.text)
+      else {
+        const line = progressLine(e.event)
+        if (line) opts.log(`  ${line}`)
+      }
+    },
+  })
+}
