@@ -144,14 +144,16 @@ export class HostKeyChangedError extends UserError {
   readonly vm: string
   readonly expected: string[]
   readonly offered: string
-  constructor(ref: HostRef, file: string, recorded: string[], offered: string) {
+  constructor(ref: HostRef, file: string, recorded: string[], offered: string, confirmedByHypervisor = false) {
     const where = hostPattern(ref.host, ref.port ?? 22)
     super(
       [
         `The SSH host key of ${ref.name} (${where}) has changed; autolabs refuses to connect.`,
         `  recorded: ${recorded.join(', ')} (in ${file})`,
         `  offered:  ${offered}`,
-        'Either the VM was re-created (a new VM has new host keys), or something is intercepting the connection (man-in-the-middle).',
+        confirmedByHypervisor
+          ? `The Proxmox guest agent reports the new key as ${ref.name}'s own, so the VM was most likely re-created.`
+          : 'Either the VM was re-created (a new VM has new host keys), or something is intercepting the connection (man-in-the-middle).',
       ].join('\n'),
       {
         suggestion:
@@ -190,15 +192,15 @@ export function checkHostKey(file: string, ref: HostRef, keyBlob: Buffer, opts: 
   const port = ref.port ?? 22
   const offered = fingerprint(keyBlob)
   const keyType = keyTypeOf(keyBlob)
+  const expected = opts.expectedFingerprint ? normalizeFingerprint(opts.expectedFingerprint) : undefined
+  // The hypervisor's word outranks the file: a key it does not report is refused even if recorded.
+  if (expected && expected !== offered) throw new HostKeyMismatchError(ref, expected, offered)
   const known = lookupHost(file, ref.host, port)
   if (known.length > 0) {
     const b64 = keyBlob.toString('base64')
     if (known.some((l) => l.keyBase64 === b64)) return {fingerprint: offered, firstContact: false, keyType}
     const recorded = known.map((l) => `${fingerprint(Buffer.from(l.keyBase64, 'base64'))} (${l.type})`)
-    throw new HostKeyChangedError(ref, file, recorded, `${offered} (${keyType})`)
-  }
-  if (opts.expectedFingerprint && normalizeFingerprint(opts.expectedFingerprint) !== offered) {
-    throw new HostKeyMismatchError(ref, normalizeFingerprint(opts.expectedFingerprint), offered)
+    throw new HostKeyChangedError(ref, file, recorded, `${offered} (${keyType})`, Boolean(expected))
   }
   recordHostKey(file, ref, keyBlob)
   return {fingerprint: offered, firstContact: true, keyType}

@@ -398,7 +398,11 @@ class Session implements SshSession {
     try {
       channel = await this.openChannel(command)
     } catch (error) {
-      // A dead connection shows up here first: one reconnect, then the error.
+      // A refused channel on a live connection (e.g. sshd's MaxSessions) must not tear down the
+      // connection under the other running commands; a dead connection is reconnected once.
+      if (this.isConnected()) {
+        throw new SshConnectError(this.target, 'other', `cannot open a channel: ${(error as Error).message}`, error)
+      }
       await this.reconnect()
       channel = await this.openChannel(command).catch((e: unknown) => {
         throw new SshConnectError(this.target, 'other', `cannot open a channel: ${(e as Error).message}`, error)

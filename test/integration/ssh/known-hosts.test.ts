@@ -11,6 +11,7 @@ import {
   fingerprintOfPublicKey,
   forgetHost,
   HostKeyChangedError,
+  HostKeyMismatchError,
   hostPattern,
   keyTypeOf,
   lookupHost,
@@ -80,6 +81,24 @@ describe.skipIf(!haveKeygen)('known_hosts pinning (ssh-keygen for real keys)', (
     expect((err as HostKeyChangedError).expected).toEqual([`${a.fp} (ssh-ed25519)`])
     expect((err as HostKeyChangedError).offered).toBe(`${b.fp} (ssh-ed25519)`)
     expect(readFileSync(file, 'utf8')).toBe(before)
+  })
+
+  it('trusts the hypervisor-reported fingerprint over the file, and says so when a recorded key changed', () => {
+    const a = newKey(dir, 'a')
+    const b = newKey(dir, 'b')
+    const ref = {name: 'database-vm', host: '10.0.0.5'}
+    checkHostKey(file, ref, a.blob)
+    // Recorded and offered agree, but the guest agent reports another key: refused.
+    expect(() => checkHostKey(file, ref, a.blob, {expectedFingerprint: b.fp})).toThrow(HostKeyMismatchError)
+    // The VM was re-created: the agent confirms the offered key; still refused until forgotten.
+    let err: unknown
+    try {
+      checkHostKey(file, ref, b.blob, {expectedFingerprint: b.fp})
+    } catch (error) {
+      err = error
+    }
+    expect(err).toBeInstanceOf(HostKeyChangedError)
+    expect((err as Error).message).toContain("The Proxmox guest agent reports the new key as database-vm's own")
   })
 
   it('reads lines hashed by ssh-keygen -H, and forgets them by address', async () => {

@@ -310,6 +310,18 @@ describe.skipIf(!avail.ok)(`SSH session against a real sshd (${avail.reason})`, 
     expect(rs.map((r) => r.stdout)).toEqual(['1\n', '2\n', '3\n'])
   })
 
+  it('refuses only the commands over sshd\'s session limit, without dropping the others', async () => {
+    const s = await connect()
+    // The test sshd allows 50 sessions per connection.
+    const results = await Promise.allSettled(Array.from({length: 60}, (_, i) => s.exec(`sleep 1; echo ${i}`)))
+    const ok = results.filter((r) => r.status === 'fulfilled')
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    expect(ok.length).toBeGreaterThanOrEqual(45)
+    expect(refused.length).toBeGreaterThan(0)
+    for (const r of refused) expect((r.reason as Error).message).toMatch(/cannot open a channel/)
+    expect(s.isConnected()).toBe(true)
+  })
+
   it('keeps working for the other users of one known_hosts file when three sessions connect at once', async () => {
     const sessions = await Promise.all(['gitlab-vm', 'database-vm', 'k8s-vm'].map((name) => connectSsh({...target, name}, {knownHostsFile})))
     open.push(...sessions)
