@@ -143,22 +143,24 @@ function need<T>(v: T | undefined, role: Role): T & {role: Role} {
 export async function pruneLocal(backupsDir: string, policy: RetentionPolicy): Promise<string[]> {
   const all = await listLocalBackups(backupsDir)
   const groups = new Map<string, typeof all>()
-  for (const b of all) {
-    const key = b.manifest ? [...b.manifest.requested].sort().join('+') : '(unfinished)'
+  for (const b of all.filter((x) => x.manifest)) {
+    const key = [...b.manifest!.requested].sort().join('+')
     groups.set(key, [...(groups.get(key) ?? []), b])
   }
   const removed: string[] = []
-  for (const [key, items] of groups) {
-    const decision = planRetention(
-      items.map((b) => ({id: b.id, time: b.time, complete: key === '(unfinished)' ? false : b.manifest?.status === 'complete'})),
-      policy,
-    )
-    // Unfinished folders (no manifest) only go when a newer complete backup of any kind exists.
-    const newestComplete = all.find((b) => b.manifest?.status === 'complete')
+  for (const items of groups.values()) {
+    const decision = planRetention(items.map((b) => ({id: b.id, time: b.time, complete: b.manifest?.status === 'complete'})), policy)
     for (const r of decision.remove) {
-      if (key === '(unfinished)' && !(newestComplete && newestComplete.time > r.time)) continue
       await rm(path.join(backupsDir, r.id), {recursive: true, force: true})
       removed.push(r.id)
+    }
+  }
+  // Unfinished folders (no manifest: interrupted) go once a newer complete backup of any kind exists.
+  const newestComplete = all.find((b) => b.manifest?.status === 'complete')
+  for (const b of all.filter((x) => !x.manifest)) {
+    if (newestComplete && newestComplete.time > b.time) {
+      await rm(b.dir, {recursive: true, force: true})
+      removed.push(b.id)
     }
   }
   return removed.sort()

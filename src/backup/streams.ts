@@ -6,7 +6,7 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {createHash, type Hash} from 'node:crypto'
 import {createReadStream, createWriteStream} from 'node:fs'
-import {Readable, Transform, type TransformCallback, type Writable} from 'node:stream'
+import {PassThrough, Readable, Transform, type TransformCallback, type Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGunzip, createGzip} from 'node:zlib'
 
@@ -99,7 +99,13 @@ export function readDecompressed(file: string): {stream: Readable; done: Promise
   if (!c) return {stream: src, done: Promise.resolve()}
   const d = decompressor(c)
   const piped = pipeline(src, d.input)
-  return {stream: d.output, done: Promise.all([piped, d.done]).then(() => undefined)}
+  // A child's stdout that is not read at once can lose its data when the child exits (seen with
+  // zstd and a consumer that connects later): hand it to a PassThrough right away, which
+  // buffers with backpressure up to its high-water mark.
+  const out = d.output.pipe(new PassThrough())
+  const done = Promise.all([piped, d.done]).then(() => undefined)
+  done.catch(() => undefined)
+  return {stream: out, done}
 }
 
 export async function sha256File(file: string): Promise<{sha256: string; bytes: number}> {

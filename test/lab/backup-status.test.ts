@@ -150,6 +150,7 @@ describe.skipIf(!avail.ok || !hasHostTools)(`backup and status on lab machines${
   afterAll(async () => {
     await ctx?.close()
     await lab?.stop()
+    if (ws) await sh('rm', ['-rf', ws.root])
   })
 
   const counts = async () =>
@@ -161,9 +162,11 @@ describe.skipIf(!avail.ok || !hasHostTools)(`backup and status on lab machines${
     )
 
   it('backup now --only postgres streams pg_dumpall over SSH into postgres.sql.zst and records it in the manifest', async () => {
-    let lastBytes = 0
-    const r = await runBackup({backupsDir: ws.backupsDir, node: 'pve', vms: ctx.vms, parts: ['postgres']}, {connect: (role) => ctx.connect(role)})
-      .then((x) => x)
+    const progress: number[] = []
+    const r = await runBackup(
+      {backupsDir: ws.backupsDir, node: 'pve', vms: ctx.vms, parts: ['postgres'], onEvent: (e) => e.type === 'bytes' && progress.push(e.bytes)},
+      {connect: (role) => ctx.connect(role)},
+    )
     pgId = r.manifest.id
     const part = r.manifest.parts[0]
     expect(part, part.error).toMatchObject({part: 'postgres', status: 'ok'})
@@ -186,7 +189,9 @@ describe.skipIf(!avail.ok || !hasHostTools)(`backup and status on lab machines${
     expect(text).toContain('CREATE ROLE zitadel;')
     // Nothing was written on the VM.
     expect(must(await lab.machine('database-vm').exec('ls -A /var/tmp /tmp | grep -c autolabs || true'), 'ls').trim()).toBe('0')
-    void lastBytes
+    // Progress reported the bytes as they streamed, ending at the full size.
+    expect(progress.length).toBeGreaterThan(1)
+    expect(progress.at(-1)).toBe(part.details?.uncompressedBytes)
   })
 
   it('backup verify: checksums match and the dump, replayed into a scratch cluster, dumps identically database by database', async () => {
