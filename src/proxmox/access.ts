@@ -2,6 +2,9 @@ import {UserError} from '../errors.js'
 import type {ProxmoxClient} from './client.js'
 
 /**
+ * Not in the list, on purpose: Datastore.Audit — every storage read the provider makes
+ * (status, content, the import-from source) accepts Datastore.AllocateSpace instead.
+ *
  * Least privilege for Terraform (bpg/proxmox): one user, one role, one API token with
  * privilege separation, ACLs on `/` for both the user and the token (a privsep token's rights
  * are the intersection of its own ACLs and its user's). Every privilege is listed with why.
@@ -9,7 +12,6 @@ import type {ProxmoxClient} from './client.js'
 export const TERRAFORM_PRIVILEGES: ReadonlyArray<{priv: string; why: string; only?: 8 | 9}> = [
   {priv: 'Datastore.AllocateSpace', why: 'allocate the VM disks and cloud-init drives, and import the cloud image into a new disk (import-from)'},
   {priv: 'Datastore.AllocateTemplate', why: 'download the cloud image to the image storage (download-url, content=import)'},
-  {priv: 'Datastore.Audit', why: 'read storage status and content (the provider checks the downloaded image exists)'},
   {priv: 'Sys.AccessNetwork', why: 'let the node fetch a URL (download-url); the narrow alternative to Sys.Modify on /'},
   {priv: 'Sys.Audit', why: 'read node status and the status/log of tasks the provider waits for'},
   {priv: 'SDN.Use', why: 'attach network devices to the bridge (PVE 8+ checks /sdn/zones/localnetwork/<bridge>)'},

@@ -86,7 +86,7 @@ describe('ensureTerraformAccess', () => {
     expect(r.secret).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
     expect(r.changes).toEqual([
       'created user autolabs@pve',
-      'created role AutolabsTerraform (19 privileges)',
+      'created role AutolabsTerraform (18 privileges)',
       'created token autolabs@pve!terraform (privilege separation on)',
       'granted AutolabsTerraform on / to autolabs@pve',
       'granted AutolabsTerraform on / to autolabs@pve!terraform',

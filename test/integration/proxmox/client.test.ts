@@ -288,6 +288,18 @@ describe('ProxmoxClient with password (ticket) auth', () => {
     await c.close()
   })
 
+  it('logs in again when the ticket expired (tickets live 2 h) instead of failing', async () => {
+    const own = await startPveSim({authFailureDelayMs: 5})
+    const c = await clientFor(own, {auth: {type: 'password', username: 'root@pam', password: own.rootPassword}})
+    await c.version()
+    own.expireCredentials()
+    expect((await c.version()).major).toBe(9)
+    expect(own.requests.filter((r) => r.path === '/api2/json/access/ticket' && r.status === 200)).toHaveLength(2)
+    expect(own.invalidRequests).toEqual([])
+    await c.close()
+    await own.stop()
+  })
+
   it('maps a wrong password to an authentication error', async () => {
     const c = await clientFor(sim, {auth: {type: 'password', username: 'root@pam', password: 'wrong-password'}})
     const err = await c.version().catch((e) => e)

@@ -477,7 +477,8 @@ export class PveSim {
           const src = this.state.volumes.get(importFrom)
           if (!src) fail(`volume '${importFrom}' does not exist`)
           if (src.content !== 'import' && src.content !== 'images') fail(`${key}: '${importFrom}' has wrong type '${src.content}' - needs to be 'images' or 'import'`)
-          this.requirePriv(auth, `/storage/${src.storage}`, ['Datastore.Audit'])
+          // pve-storage check_volume_access: iso/vztmpl/import volumes need read access.
+          this.requirePriv(auth, `/storage/${src.storage}`, ['Datastore.AllocateSpace', 'Datastore.Audit'], true)
           size = Math.max(size, src.size)
         }
       }
