@@ -498,7 +498,7 @@ export class PveSim {
     const drives = this.allocateDrives(auth, vm, params)
     for (const [k, v] of Object.entries(params)) {
       if (skip.has(k)) continue
-      vm.config[k] = drives[k] ?? (Array.isArray(v) ? v.join(',') : v)
+      vm.config[k] = drives[k] ?? (/^net\d+$/.test(k) ? withMac(v) : Array.isArray(v) ? v.join(',') : v)
     }
     for (const k of String(params.delete ?? '').split(/[,;\s]+/).filter(Boolean)) delete vm.config[k]
   }
@@ -1166,6 +1166,17 @@ Object.assign(PveSim.prototype, {
     return t
   },
 })
+
+/** PVE stores a NIC as `<model>=<MAC>,...`, generating a MAC (prefix BC:24:11) when none is given. */
+function withMac(value) {
+  const parts = value.split(',')
+  const first = parts[0]
+  if (/^[\w-]+=[0-9A-Fa-f:]{17}$/.test(first)) return value
+  const rest = parts.filter((p) => p !== first && !p.startsWith('macaddr=') && !p.startsWith('model='))
+  const model = first.includes('=') ? (/(?:^|,)model=([^,]+)/.exec(value)?.[1] ?? 'virtio') : first
+  const mac = /(?:^|,)macaddr=([^,]+)/.exec(value)?.[1] ?? `BC:24:11:${[0, 0, 0].map(() => randomBytes(1).toString('hex').toUpperCase()).join(':')}`
+  return [`${model}=${mac}`, ...(first.includes('=') && !first.startsWith('model=') && !first.startsWith('macaddr=') ? [first] : []), ...rest].join(',')
+}
 
 function expandPrivs(privs, all) {
   return privs.has('*') ? [...all] : [...privs].sort()
