@@ -4,6 +4,7 @@ import {BaseCommand} from '../base-command.js'
 import {loadConfig} from '../config/load.js'
 import {type DeployResult, deploy, formatDeploySummary} from '../deploy/run.js'
 import {UserError} from '../errors.js'
+import {redact} from '../util/redact.js'
 import {loadSecrets} from '../workspace/secrets.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
@@ -37,8 +38,12 @@ A failure on one VM does not stop the others; the summary names the failed step,
       throw new UserError(`No secrets in ${ws.secretsFile}.`, {suggestion: 'Run `autolabs init` first: it generates them.'})
     }
     const result = await deploy({ws, config, secrets, only: this.flags.only, force: this.flags.force, verbose: this.flags.verbose, quiet: this.jsonEnabled()})
-    this.info(formatDeploySummary(result))
-    if (!result.ok) process.exitCode = 1
+    if (result.ok) this.info(formatDeploySummary(result))
+    else {
+      // Failures go to stderr even under --json (like every error), so a CI log shows them.
+      process.stderr.write(`${redact(formatDeploySummary(result))}\n`)
+      process.exitCode = 1
+    }
     return result
   }
 }

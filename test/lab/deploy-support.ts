@@ -49,6 +49,8 @@ export async function labWorkspace(lab: Lab, ips: Partial<Record<'gitlab' | 'dat
       postgres: {version: 15},
       // GitLab 19 needs PostgreSQL 17 for an external database; the lab has Debian's 15.
       gitlab: {externalDatabase: false},
+      // The default service range 10.96.0.0/12 contains the lab's 10.99.x addresses.
+      kubernetes: {serviceCidr: '172.30.0.0/16'},
     },
   }
   await mkdir(dir, {recursive: true})
@@ -60,8 +62,12 @@ export async function labWorkspace(lab: Lab, ips: Partial<Record<'gitlab' | 'dat
 }
 
 /** `autolabs deploy --json` through the built CLI, bounded. */
-export function runDeploy(ws: Workspace, args: string[] = [], timeoutMs = 600_000): Promise<DeployRun> {
-  if (!existsSync(path.join(ROOT, 'dist/commands/deploy.js'))) throw new Error('dist/ is not built: run `npm run build` first')
+export async function runDeploy(ws: Workspace, args: string[] = [], timeoutMs = 600_000): Promise<DeployRun> {
+  // `npm run build` elsewhere (rm -rf dist, tsc) may be rebuilding dist/ right now: wait for it.
+  const built = () => existsSync(path.join(ROOT, 'dist/commands/deploy.js')) && existsSync(path.join(ROOT, 'oclif.manifest.json'))
+  const until = Date.now() + 180_000
+  while (!built() && Date.now() < until) await new Promise((r) => setTimeout(r, 500))
+  if (!built()) throw new Error('dist/ is not built: run `npm run build` first')
   const t0 = Date.now()
   return new Promise((resolve) => {
     execFile(
