@@ -42,6 +42,31 @@ describe('cloud-init modes and changes after provisioning', () => {
     expect(snippet).toContain(KEY)
   })
 
+  it('does not hang on a guest agent that is not installed yet: a bounded wait, then a warning', async () => {
+    env = await setup()
+    // New VMs come up without a running agent (builtin mode installs it later).
+    const vms = env.sim.state.vms
+    const set = vms.set.bind(vms)
+    vms.set = (k, v) => {
+      v.agent.running = false
+      return set(k, v)
+    }
+    const events: string[] = []
+    const started = Date.now()
+    const result = await provision({
+      workspace: env.ws,
+      config: env.config,
+      terraform: env.terraform({FAKE_TF_AGENT_WAIT_MS: '500'}),
+      yes: true,
+      onEvent: (e) => {
+        if (e.type === 'terraform' && e.event.type === 'diagnostic') events.push(`${e.event.severity}: ${e.event.summary} @ ${e.event.address}`)
+      },
+    })
+    expect(result.applied).toBe(true)
+    expect(events).toEqual(['gitlab', 'database', 'k8s'].map((r) => `warning: error waiting for network interfaces from QEMU agent @ proxmox_virtual_environment_vm.${r}`))
+    expect(Date.now() - started).toBeLessThan(60_000)
+  })
+
   it('a changed size in autolabs.yaml is an in-place update of that VM only', async () => {
     env = await setup()
     await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})

@@ -142,6 +142,8 @@ describe('the rendered HCL, parsed by a real HCL parser', async () => {
       expect(vm.agent[0].timeout).toBe('${local.guest_agent_timeout}')
       expect(vm.stop_on_destroy).toBe(true)
     }
+    // Bounded per mode: the agent exists from first boot only in snippet mode.
+    expect(parsed['main.tf'].locals[0].guest_agent_timeout).toBe('${var.cloud_init_mode == "snippet" ? "5m" : "15s"}')
     expect(vms[0].depends_on).toBeUndefined()
     expect(vms[1].depends_on).toEqual(['${proxmox_virtual_environment_vm.gitlab}'])
     expect(vms[2].depends_on).toEqual(['${proxmox_virtual_environment_vm.database}'])
