@@ -16,7 +16,8 @@ import {type DayTwoContext, openDayTwo} from '../../src/status/context.js'
 import {depsFromContext, planFromContext} from '../../src/status/run.js'
 import type {Secrets} from '../../src/workspace/secrets.js'
 import type {Workspace} from '../../src/workspace/workspace.js'
-import {type Lab, type LabMachine, labAvailable, startLab} from '../support/lab/lab.js'
+import {type Lab, labAvailable, startLab} from '../support/lab/lab.js'
+import {ETCDCTL, must, setupDatabase, setupEtcd} from './backup-support.js'
 import {labWorkspace, sh} from './deploy-support.js'
 
 // Real Debian 12 machines (systemd-nspawn) reached over SSH exactly as the VMs would be:
@@ -29,84 +30,6 @@ const hasHostTools = existsSync('/usr/bin/psql') && existsSync('/usr/bin/zstd')
 const SUBNET = 46
 const IP = {gitlab: `10.99.${SUBNET}.10`, database: `10.99.${SUBNET}.20`, k8s: `10.99.${SUBNET}.30`}
 const reason = !avail.ok ? avail.reason : !hasHostTools ? 'needs psql and zstd on the host' : ''
-
-function must(r: {code: number; stdout: string; stderr: string}, what: string) {
-  if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.stderr.slice(-2000)}${r.stdout.slice(-1000)}`)
-  return r.stdout
-}
-
-async function setupDatabase(m: LabMachine, secrets: Secrets) {
-  must(
-    await m.exec(
-      `set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends postgresql redis-server >/dev/null
-v=$(ls /etc/postgresql)
-echo "listen_addresses = 'localhost,${m.ip}'" > /etc/postgresql/$v/main/conf.d/autolabs.conf
-echo "host all all 10.99.${SUBNET}.0/24 scram-sha-256" >> /etc/postgresql/$v/main/pg_hba.conf
-systemctl restart postgresql`,
-      {timeoutMs: 600_000},
-    ),
-    'install postgresql and redis',
-  )
-  // Passwords travel on stdin (SQL from the secrets), never on a command line.
-  const sql = Object.entries(secrets.postgres.users)
-    .map(([db, pw]) => `CREATE ROLE ${db} LOGIN PASSWORD '${pw}';\nCREATE DATABASE ${db} OWNER ${db};\n`)
-    .join('')
-  must(await m.exec('runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres', {input: sql}), 'create roles and databases')
-  for (const db of Object.keys(secrets.postgres.users)) {
-    const data = `SET ROLE ${db};
-CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, payload jsonb, created timestamptz DEFAULT '2026-11-25 02:00:00+00');
-INSERT INTO items (name, payload) SELECT '${db}-' || g, jsonb_build_object('n', g, 'quote', 'it''s "${db}"') FROM generate_series(1, ${db === 'gitlab' ? 20000 : 500}) g;
-CREATE INDEX items_name ON items (name);
-CREATE VIEW item_names AS SELECT name FROM items;`
-    must(await m.exec(`runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d ${db}`, {input: data}), `data in ${db}`)
-  }
-  must(
-    await m.exec(`set -euo pipefail; cat >> /etc/redis/redis.conf; systemctl restart redis-server`, {input: `\nbind 127.0.0.1 ${m.ip}\nrequirepass ${secrets.redis.password}\n`}),
-    'configure redis',
-  )
-}
-
-async function setupEtcd(m: LabMachine) {
-  must(
-    await m.exec(
-      `set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends etcd-server etcd-client openssl >/dev/null
-systemctl stop etcd
-pki=/etc/kubernetes/pki/etcd
-install -d -m 0755 "$pki"
-cd "$pki"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=etcd-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=k8s-vm 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > ext.cnf
-openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf 2>/dev/null
-chown etcd: server.key && chmod 0600 server.key ca.key
-cat > /etc/default/etcd <<'CONF'
-ETCD_NAME=k8s-vm
-ETCD_DATA_DIR=/var/lib/etcd/default
-ETCD_LISTEN_CLIENT_URLS=https://127.0.0.1:2379
-ETCD_ADVERTISE_CLIENT_URLS=https://127.0.0.1:2379
-ETCD_LISTEN_PEER_URLS=http://127.0.0.1:2380
-ETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:2380
-ETCD_INITIAL_CLUSTER=k8s-vm=http://127.0.0.1:2380
-ETCD_CERT_FILE=/etc/kubernetes/pki/etcd/server.crt
-ETCD_KEY_FILE=/etc/kubernetes/pki/etcd/server.key
-ETCD_TRUSTED_CA_FILE=/etc/kubernetes/pki/etcd/ca.crt
-ETCD_CLIENT_CERT_AUTH=true
-CONF
-rm -rf /var/lib/etcd/default
-systemctl start etcd`,
-      {timeoutMs: 600_000},
-    ),
-    'install etcd with TLS',
-  )
-}
-
-const ETCDCTL = 'ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key'
 
 /** A stand-in for `docker` on gitlab-vm: answers the two calls the GitLab backup makes. */
 const FAKE_DOCKER = `#!/bin/bash
@@ -143,7 +66,7 @@ describe.skipIf(!avail.ok || !hasHostTools)(`backup and status on lab machines${
       ],
     })
     ;({ws, secrets} = await labWorkspace(lab, IP))
-    await Promise.all([setupDatabase(lab.machine('database-vm'), secrets), setupEtcd(lab.machine('k8s-vm'))])
+    await Promise.all([setupDatabase(lab.machine('database-vm'), secrets, {subnet: SUBNET}), setupEtcd(lab.machine('k8s-vm'))])
     ctx = await openDayTwo(ws, {withProxmox: false})
   })
 

@@ -1,0 +1,89 @@
+/**
+ * Backup benchmark on a lab machine, through the real CLI:
+ *   `autolabs backup now --only postgres` (ssh2 stream → zstd child → SHA-256 → file)
+ * versus the plain baseline in the same run
+ *   `ssh host 'sudo -u postgres pg_dumpall --clean --if-exists' | zstd -3 -T0 > file`.
+ * Database: pgbench -i -s BENCH_PG_SCALE (default 70 ≈ 1.05 GB) in `autolabs`, plus the other
+ * platform databases. Each side runs twice, interleaved; the faster run of each counts.
+ * Targets: throughput ≥ 0.9 × the baseline; autolabs' peak RSS < 200 MB (`/usr/bin/time -v`).
+ * Run: npm run build && npx vitest run --config bench/backup.config.ts bench/backup.ts  (root)
+ */
+import {execFile} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {rm, stat} from 'node:fs/promises'
+import path from 'node:path'
+import {it} from 'vitest'
+
+import {must, setupDatabase} from '../test/lab/backup-support.js'
+import {BIN, labWorkspace, ROOT} from '../test/lab/deploy-support.js'
+import {labAvailable, startLab} from '../test/support/lab/lab.js'
+
+const avail = labAvailable()
+const SCALE = Number(process.env.BENCH_PG_SCALE ?? 70)
+const SUBNET = 47
+const IP = `10.99.${SUBNET}.20`
+
+function run(cmd: string, args: string[], timeoutMs = 1_800_000): Promise<{code: number; stdout: string; stderr: string; ms: number}> {
+  const t0 = Date.now()
+  return new Promise((resolve) => {
+    execFile(cmd, args, {timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: {PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1'}}, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : -1) : 0
+      resolve({code, stdout: String(stdout), stderr: String(stderr), ms: Date.now() - t0})
+    })
+  })
+}
+
+const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`
+const rate = (b: number, ms: number) => `${(b / 1e6 / (ms / 1000)).toFixed(1)} MB/s`
+
+it.skipIf(!avail.ok || !existsSync(path.join(ROOT, 'dist/commands/backup/now.js')))(`backup benchmark${avail.ok ? '' : ` (skipped: ${avail.reason})`}`, async () => {
+  const lab = await startLab({name: 'bench-backup', subnet: SUBNET, machines: [{name: 'database-vm', ip: IP}]})
+  const {ws, secrets} = await labWorkspace(lab, {database: IP})
+  try {
+    const m = lab.machine('database-vm')
+    await setupDatabase(m, secrets, {subnet: SUBNET})
+    const t0 = Date.now()
+    must(await m.exec(`runuser -u postgres -- pgbench -q -i -s ${SCALE} autolabs 2>&1 | tail -n 2`, {timeoutMs: 3_000_000}), 'pgbench -i')
+    const size = must(await m.exec(`runuser -u postgres -- psql -X -At -c "SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database"`), 'size').trim()
+    console.log(`pgbench -i -s ${SCALE}: ${((Date.now() - t0) / 1000).toFixed(0)} s; cluster size ${size}`)
+
+    const kh = path.join(ws.stateDir, 'bench_known_hosts')
+    const baselineFile = path.join(ws.root, 'baseline.sql.zst')
+    const baseline = () =>
+      run('bash', [
+        '-c',
+        `set -o pipefail; ssh -i "$1" -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$2" "$3" 'sudo -n runuser -u postgres -- pg_dumpall --clean --if-exists' | zstd -q -3 -T0 > "$4"`,
+        'baseline',
+        lab.keyPath,
+        kh,
+        `${m.user}@${IP}`,
+        baselineFile,
+      ])
+    const autolabs = () => run('/usr/bin/time', ['-v', 'node', BIN, 'backup', 'now', '--only', 'postgres', '--no-prune', '--json', '--dir', ws.root])
+
+    const results: Array<{who: string; ms: number; rawBytes: number; fileBytes: number; rssKb?: number}> = []
+    for (let round = 0; round < 2; round++) {
+      const a = await autolabs()
+      const json = JSON.parse(a.stdout) as {manifest: {id: string; parts: Array<{status: string; error?: string; durationMs: number; files: Array<{bytes: number}>; details: {uncompressedBytes: number}}>}}
+      const part = json.manifest.parts[0]
+      if (a.code !== 0 || part.status !== 'ok') throw new Error(`autolabs backup failed: ${part.error ?? a.stderr.slice(-2000)}`)
+      const rssKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(a.stderr)?.[1])
+      results.push({who: 'autolabs', ms: a.ms, rawBytes: part.details.uncompressedBytes, fileBytes: part.files[0].bytes, rssKb})
+      await rm(path.join(ws.backupsDir, json.manifest.id), {recursive: true, force: true})
+
+      const b = await baseline()
+      if (b.code !== 0) throw new Error(`baseline failed: ${b.stderr.slice(-2000)}`)
+      results.push({who: 'baseline', ms: b.ms, rawBytes: part.details.uncompressedBytes, fileBytes: (await stat(baselineFile)).size})
+    }
+    for (const r of results) console.log(`${r.who.padEnd(9)} ${(r.ms / 1000).toFixed(1)} s  ${rate(r.rawBytes, r.ms)}  dump ${mb(r.rawBytes)} → ${mb(r.fileBytes)}${r.rssKb ? `  peak RSS ${(r.rssKb / 1024).toFixed(0)} MiB` : ''}`)
+    const best = (who: string) => results.filter((r) => r.who === who).sort((x, y) => x.ms - y.ms)[0]
+    const A = best('autolabs')
+    const B = best('baseline')
+    const ratio = B.ms / A.ms
+    const peak = Math.max(...results.filter((r) => r.rssKb).map((r) => r.rssKb!)) / 1024
+    console.log(`RESULT throughput ratio autolabs/baseline = ${ratio.toFixed(2)} (target ≥ 0.9); autolabs peak RSS ${peak.toFixed(0)} MiB (target < 200 MB); dump ${mb(A.rawBytes)}`)
+  } finally {
+    await lab.stop()
+    await rm(ws.root, {recursive: true, force: true})
+  }
+})
