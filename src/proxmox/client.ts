@@ -442,7 +442,7 @@ export class ProxmoxClient {
       all: Number(j.all ?? 0) === 1,
       mode: j.mode ? String(j.mode) : undefined,
       enabled: Number(j.enabled ?? 1) === 1,
-      pruneBackups: j['prune-backups'] ? String(j['prune-backups']) : undefined,
+      pruneBackups: pruneString(j['prune-backups']),
       comment: j.comment ? String(j.comment) : undefined,
       nextRun: j['next-run'] === undefined ? undefined : Number(j['next-run']),
       compress: j.compress === undefined ? undefined : String(j.compress),
@@ -477,7 +477,7 @@ export class ProxmoxClient {
       existing.vmids.join(',') === wanted.vmid &&
       existing.mode === wanted.mode &&
       existing.enabled === wanted.enabled &&
-      (existing.pruneBackups ?? '') === (wanted['prune-backups'] ?? '') &&
+      sortedList(existing.pruneBackups) === sortedList(wanted['prune-backups']) &&
       (existing.comment ?? '') === (wanted.comment ?? '') &&
       (spec.compress === undefined || existing.compress === spec.compress)
     if (same) return 'unchanged'
@@ -616,6 +616,20 @@ function splitList(v: unknown): string[] {
     : String(v)
         .split(/[,;\s]+/)
         .filter(Boolean)
+}
+
+function sortedList(v: string | undefined): string {
+  return (v ?? '').split(',').filter(Boolean).sort().join(',')
+}
+
+/** Some PVE versions return `prune-backups` parsed (an object), others as the property string. */
+function pruneString(v: unknown): string | undefined {
+  if (v === undefined || v === null || v === '') return undefined
+  if (typeof v === 'object')
+    return Object.entries(v as Record<string, unknown>)
+      .map(([k, n]) => `${k}=${n}`)
+      .join(',')
+  return String(v)
 }
 
 function num(v: unknown): number | undefined {
