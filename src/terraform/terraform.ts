@@ -106,8 +106,9 @@ export class Terraform {
       throw new UserError(`Cannot run terraform (${this.bin}): ${(error as Error).message}`, {suggestion: INSTALL_HINT, cause: error})
     }
     const code = (result as unknown as {code?: string}).code
-    if (code === 'ENOENT' || (result.failed && result.exitCode === undefined)) {
-      throw new UserError(`Terraform was not found (looked for \`${this.bin}\` on PATH).`, {suggestion: INSTALL_HINT})
+    if (code === 'ENOENT') throw new UserError(`Terraform was not found (looked for \`${this.bin}\` on PATH).`, {suggestion: INSTALL_HINT})
+    if (result.failed && result.exitCode === undefined) {
+      throw new UserError(`Cannot run terraform (\`${this.bin}\`): ${redact(String(result.shortMessage ?? code ?? 'unknown error'))}`, {suggestion: INSTALL_HINT})
     }
     let version: string | undefined
     try {
@@ -236,12 +237,16 @@ export class Terraform {
     child.stdout?.on('data', (c: string) => outSplit.push(c, onOut))
     child.stderr?.on('data', (c: string) => errSplit.push(c, onErr))
     // Flush the log regularly so a long apply can be followed with `tail -f`.
-    const flush = async () => {
-      if (logLines.length === 0) return
-      const chunk = logLines.splice(0).join('\n') + '\n'
-      await this.log(command, chunk)
+    // Appends are chained so that chunks land in order even when a flush is still running.
+    let logChain: Promise<void> = Promise.resolve()
+    const flush = (): Promise<void> => {
+      logChain = logChain.then(async () => {
+        if (logLines.length === 0) return
+        await this.log(command, logLines.splice(0).join('\n') + '\n')
+      })
+      return logChain
     }
-    const timer = setInterval(() => void flush(), 1000)
+    const timer = setInterval(() => void flush().catch(() => undefined), 1000)
 
     let interrupted = 0
     const signals = this.opts.signals ?? process
