@@ -1,6 +1,8 @@
 import {existsSync} from 'node:fs'
-import {readFile} from 'node:fs/promises'
+import {readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
+
+import {parse, stringify} from 'yaml'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -37,11 +39,14 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
     ;({ws, secrets} = await labWorkspace(lab, {database: DB_IP}))
 
     // First deploy, cut in the middle of a step by killing sshd's sessions.
-    const running = runDeploy(ws, ['--only', 'database'])
+    let finished = false
+    const running = runDeploy(ws, ['--only', 'database']).finally(() => {
+      finished = true
+    })
     const log = ws.logFile('database-vm', 'database-postgres_install.log')
     const until = Date.now() + 300_000
-    while (!existsSync(log) && Date.now() < until) await new Promise((r) => setTimeout(r, 200))
-    if (existsSync(log)) {
+    while (!existsSync(log) && !finished && Date.now() < until) await new Promise((r) => setTimeout(r, 200))
+    if (existsSync(log) && !finished) {
       await new Promise((r) => setTimeout(r, 1500))
       killedDuring = 'database/postgres_install'
       await lab.killSshd('database-vm', 'sessions')
@@ -174,6 +179,22 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
       expect(s, `${id}\n${describeRun(again)}`).toBe('unchanged')
     }
     expect(st['database/seaweedfs_install']).toBe('failed')
+  })
+
+  it('a changed input re-runs only the step it affects: a new Redis password re-runs redis_config alone, and Redis takes it', async () => {
+    const file = ws.secretsFile
+    const doc = parse(await readFile(file, 'utf8')) as Secrets
+    const old = doc.redis.password
+    doc.redis.password = 'rotated-Redis-password-0123456789'
+    await writeFile(file, stringify(doc), {mode: 0o600})
+    const run = await runDeploy(ws, ['--only', 'database'])
+    const st = statuses(run, 'database')
+    const rerun = Object.entries(st).filter(([id, s]) => s !== 'unchanged' && !id.startsWith('database/seaweedfs_'))
+    expect(rerun, describeRun(run)).toEqual([['database/redis_config', 'changed']])
+    const withNew = await sh('redis-cli', ['--no-auth-warning', '-h', DB_IP, 'ping'], {env: {REDISCLI_AUTH: doc.redis.password}})
+    expect(withNew.stdout.trim()).toBe('PONG')
+    const withOld = await sh('redis-cli', ['--no-auth-warning', '-h', DB_IP, 'ping'], {env: {REDISCLI_AUTH: old}})
+    expect(withOld.stdout + withOld.stderr).toMatch(/WRONGPASS|invalid password/)
   })
 
   it('keeps secrets out of the logs, the JSON output and the VM (the parameter file is removed)', async () => {
