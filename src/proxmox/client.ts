@@ -210,6 +210,12 @@ export class ProxmoxClient {
       // Not JSON (a proxy's HTML page): the status line is all we have.
     }
     const reason = (res.statusText || body.message || `HTTP ${res.status}`).trim()
+    if (res.status < 300)
+      return new ProxmoxError(`${this.url} answered ${req.method} ${req.path} with something that is not the Proxmox API's JSON.`, {
+        ...req,
+        status: res.status,
+        suggestion: 'Check that the URL points at pveproxy (port 8006) and not at a web proxy or another service.',
+      })
     switch (res.status) {
       case 401:
         return new ProxmoxAuthError(this.url, this.who.replace(/^(token|user) /, ''), reason, req)

@@ -1,3 +1,4 @@
+import https from 'node:https'
 import net from 'node:net'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
@@ -268,6 +269,20 @@ describe('ProxmoxClient errors', () => {
     await expect(c.version()).rejects.toBeInstanceOf(ProxmoxAuthError)
     await c.close()
     await own.stop()
+  })
+
+  it('says so when the URL answers with something other than the Proxmox API (a web proxy)', async () => {
+    const server = https.createServer({key: sim.certificate.key, cert: sim.certificate.cert}, (_req, res) => {
+      res.writeHead(200, {'Content-Type': 'text/html'})
+      res.end('<html>Welcome to nginx</html>')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const {port} = server.address() as net.AddressInfo
+    const c = await ProxmoxClient.connect({url: `https://127.0.0.1:${port}`, auth: {type: 'token', tokenId: sim.adminTokenId, secret: sim.adminTokenSecret}, tls: {fingerprint: sim.fingerprint}})
+    const err = await c.version().catch((e: unknown) => e)
+    await c.close()
+    await new Promise((resolve) => server.close(resolve))
+    expect((err as Error).message).toContain('not the Proxmox API')
   })
 
   it('rejects a snapshot name Proxmox would refuse before sending it', async () => {
