@@ -154,6 +154,13 @@ describe('lib/common.sh run_step protocol', () => {
     expect(r.stderr).toMatch(/AUTOLABS_ERROR step never ran but its check still fails/)
     expect(r.stdout).not.toMatch(/AUTOLABS_STEP/)
   })
+  it('names the command that failed under set -e, without expanding its secrets', () => {
+    const run = stage('SECRET=hunter2-hunter2\ncheck_boom() { false; }\ndo_boom() { grep -q "$SECRET" /nonexistent; }')
+    const r = run('boom')
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toContain('AUTOLABS_ERROR grep -q "$SECRET" /nonexistent failed (exit 2) in do_boom')
+    expect(r.stderr).not.toContain('hunter2')
+  })
   it('fails on an unknown step id', () => {
     const r = stage('')('nosuch')
     expect(r.status).not.toBe(0)

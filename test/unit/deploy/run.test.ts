@@ -1,0 +1,139 @@
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+
+import {configSchema} from '../../../src/config/schema.js'
+import {deploy, REMOTE_DIR} from '../../../src/deploy/run.js'
+import {readStageScripts} from '../../../src/deploy/plan.js'
+import type {ExecOptions, ExecResult, SshSession, SshTarget} from '../../../src/ssh/session.js'
+import {generateSecrets} from '../../../src/workspace/secrets.js'
+import type {State} from '../../../src/workspace/state.js'
+import {Workspace} from '../../../src/workspace/workspace.js'
+
+// The orchestration against fake SSH sessions: what runs where, in which order, with which
+// flags, what is recorded, and how one VM's failure stays its own. (Real machines: test/lab.)
+interface Call {
+  vm: string
+  step: string
+  force: boolean
+}
+
+function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: boolean) => {code?: number; stdout?: string; stderr?: string; throws?: Error}) {
+  const uploads: Record<string, Record<string, {content: string; mode: number}>> = {}
+  const connect = async (target: SshTarget): Promise<SshSession> => {
+    uploads[target.name] = {}
+    let open = true
+    return {
+      target,
+      fingerprint: 'SHA256:x',
+      firstContact: false,
+      async exec(_script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+        const args = opts.args ?? []
+        if (args.length === 0) return {code: 0, stdout: '', stderr: '', durationMs: 1, stdoutBytes: 0}
+        const force = args[0] === '--force'
+        const step = args.at(-1)!
+        calls.push({vm: target.name, step, force})
+        const b = behave(target.name, step, force)
+        if (b.throws) throw b.throws
+        return {code: b.code ?? 0, stdout: b.stdout ?? `AUTOLABS_STEP ${step} ${force ? 'changed' : 'unchanged'}\n`, stderr: b.stderr ?? '', durationMs: 1, stdoutBytes: 0}
+      },
+      async upload(content: string | Buffer, remotePath: string, mode = 0o644) {
+        uploads[target.name][remotePath] = {content: String(content), mode}
+      },
+      async reconnect() {},
+      isConnected: () => open,
+      async close() {
+        open = false
+      },
+    }
+  }
+  return {connect, uploads}
+}
+
+describe('deploy (orchestration over fake SSH sessions)', () => {
+  let dir: string
+  let ws: Workspace
+  const config = configSchema.parse({ssh: {privateKeyFile: 'key'}})
+  const secrets = generateSecrets(['autolabs', 'zitadel', 'gitlab'])
+  const scripts = readStageScripts()
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'al-deploy-'))
+    ws = new Workspace(dir)
+    await writeFile(path.join(dir, 'key'), 'not really a key', {mode: 0o600})
+  })
+  afterEach(async () => {
+    await rm(dir, {recursive: true, force: true})
+  })
+  const state = async () => JSON.parse(await readFile(ws.stateFile, 'utf8')) as State
+
+  it('runs every VM’s steps in order, uploads scripts and a 0600 parameter file, and records each finished step', async () => {
+    const calls: Call[] = []
+    const {connect, uploads} = fakeConnect(calls, () => ({}))
+    const r = await deploy({ws, config, secrets, quiet: true, connect, scripts, only: ['database']})
+    expect(r.ok).toBe(true)
+    expect(calls.map((c) => c.step)).toEqual([...['wait_boot', 'apt_proxy', 'packages', 'guest_agent', 'time_sync', 'firewall'], ...scripts.scripts['database.sh'].match(/^check_(\w+)\(\)/gm)!.map((m) => m.slice(6, -2))])
+    const up = uploads['database-vm']
+    expect(up[`${REMOTE_DIR}/params.env`].mode).toBe(0o600)
+    expect(up[`${REMOTE_DIR}/params.env`].content).toContain(`REDIS_PASSWORD='${secrets.redis.password}'`)
+    expect(up[`${REMOTE_DIR}/stages/database.sh`].mode).toBe(0o755)
+    expect(up[`${REMOTE_DIR}/stages/gitlab.sh`]).toBeUndefined()
+    const st = await state()
+    expect(Object.keys(st.steps!['database-vm'])).toHaveLength(16)
+    expect(st.steps!['database-vm']['database/redis_config'].inputHash).toMatch(/^sha256:[0-9a-f]{64}$/)
+  })
+
+  it('forces a step whose inputs changed since it finished, and only that one', async () => {
+    const calls: Call[] = []
+    await deploy({ws, config, secrets, quiet: true, connect: fakeConnect(calls, () => ({})).connect, scripts, only: ['database']})
+    calls.length = 0
+    const rotated = {...secrets, redis: {password: 'rotated-password-0123456789'}}
+    const r = await deploy({ws, config, secrets: rotated, quiet: true, connect: fakeConnect(calls, () => ({})).connect, scripts, only: ['database']})
+    expect(calls.filter((c) => c.force).map((c) => c.step)).toEqual(['redis_config'])
+    expect(r.vms.database!.steps.find((s) => s.id === 'database/redis_config')!.status).toBe('changed')
+  })
+
+  it('--force forces every selected step', async () => {
+    const calls: Call[] = []
+    await deploy({ws, config, secrets, quiet: true, force: true, connect: fakeConnect(calls, () => ({})).connect, scripts, only: ['k8s,base']})
+    expect(calls.length).toBe(6)
+    expect(calls.every((c) => c.force && c.vm === 'k8s-vm')).toBe(true)
+  })
+
+  it('a failing step stops its VM only; the others finish; the failure carries the reason, tail and log path', async () => {
+    const calls: Call[] = []
+    const {connect} = fakeConnect(calls, (vm, step) =>
+      vm === 'gitlab-vm' && step === 'docker_repo'
+        ? {code: 1, stdout: '', stderr: 'trying\nAUTOLABS_ERROR cannot reach https://download.docker.com/linux/ubuntu/gpg (curl: (28) timeout). set network.aptProxy\n'}
+        : {},
+    )
+    const r = await deploy({ws, config, secrets, quiet: true, connect, scripts})
+    expect(r.ok).toBe(false)
+    expect(r.vms.database!.ok).toBe(true)
+    expect(r.vms.k8s!.ok).toBe(true)
+    const g = r.vms.gitlab!.steps
+    const failed = g.find((s) => s.status === 'failed')!
+    expect(failed.id).toBe('gitlab/docker_repo')
+    expect(failed.error).toBe('cannot reach https://download.docker.com/linux/ubuntu/gpg (curl: (28) timeout). set network.aptProxy')
+    expect(failed.tail).toContain('trying')
+    expect(failed.logPath).toBe(ws.logFile('gitlab-vm', 'gitlab-docker_repo.log'))
+    expect(g.slice(g.indexOf(failed) + 1).every((s) => s.status === 'skipped')).toBe(true)
+    expect(calls.filter((c) => c.vm === 'gitlab-vm').map((c) => c.step)).not.toContain('gitlab_compose')
+    // Not recorded: the next deploy runs it again.
+    expect((await state()).steps!['gitlab-vm']['gitlab/docker_repo']).toBeUndefined()
+  })
+
+  it('a step whose output lacks the outcome line counts as failed, not done', async () => {
+    const calls: Call[] = []
+    const {connect} = fakeConnect(calls, (_vm, step) => (step === 'packages' ? {code: 0, stdout: 'nothing\n'} : {}))
+    const r = await deploy({ws, config, secrets, quiet: true, connect, scripts, only: ['database-vm']})
+    expect(r.vms.database!.steps.find((s) => s.id === 'base/packages')!.status).toBe('failed')
+  })
+
+  it('an unreadable SSH key is a user error naming ssh.privateKeyFile', async () => {
+    const c = configSchema.parse({ssh: {privateKeyFile: 'missing-key'}})
+    await expect(deploy({ws, config: c, secrets, quiet: true, connect: fakeConnect([], () => ({})).connect, scripts})).rejects.toThrow(/missing-key cannot be read/)
+  })
+})
