@@ -266,8 +266,11 @@ export class PveSim {
       const [, userid, tokenid, secret] = m
       const user = this.state.users.get(userid)
       const token = user?.tokens.get(tokenid)
-      if (!user || !token || token.secret !== secret || !user.enable) throw new SimError(401, 'authentication failure')
-      if (token.expire && token.expire * 1000 < Date.now()) throw new SimError(401, 'authentication failure: token expired')
+      // Messages of PVE::AccessControl::verify_token.
+      if (!user || !user.enable) throw new SimError(401, `user '${userid}' is disabled or does not exist`)
+      if (!token) throw new SimError(401, `no such token '${tokenid}' for user '${userid}'`)
+      if (token.expire && token.expire * 1000 < Date.now()) throw new SimError(401, `token '${tokenid}' access expired`)
+      if (token.secret !== secret) throw new SimError(401, 'invalid token value!')
       return {userid, tokenid, privsep: Boolean(token.privsep)}
     }
     const cookie = /(?:^|;\s*)PVEAuthCookie=([^;]+)/.exec(String(req.headers.cookie ?? ''))
