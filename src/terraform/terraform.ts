@@ -140,7 +140,7 @@ export class Terraform {
     if (opts.destroy) args.push('-destroy')
     const r = await this.run('plan', args, opts.onEvent)
     if (r.exitCode !== 0) throw this.failure('plan', r, 'Fix the cause above (autolabs.yaml, then re-run autolabs to re-render terraform/), and run the command again.')
-    const show = await this.run('show', ['show', '-json', planFile])
+    const show = await this.run('show', ['show', '-json', planFile], undefined, true)
     if (show.exitCode !== 0) throw this.failure('show', show)
     return summarizePlan(JSON.parse(show.stdout) as Record<string, unknown>)
   }
@@ -157,14 +157,14 @@ export class Terraform {
 
   /** `terraform output -json` → {name: {value, type, sensitive}}. */
   async output(): Promise<Record<string, TerraformOutput>> {
-    const r = await this.run('output', ['output', '-json'])
+    const r = await this.run('output', ['output', '-json'], undefined, true)
     if (r.exitCode !== 0) throw this.failure('output', r)
     return JSON.parse(r.stdout || '{}') as Record<string, TerraformOutput>
   }
 
   /** The resources in the current state (`terraform show -json`); [] when there is none. */
   async state(): Promise<StateResource[]> {
-    const r = await this.run('show', ['show', '-json'])
+    const r = await this.run('show', ['show', '-json'], undefined, true)
     if (r.exitCode !== 0) throw this.failure('show', r)
     return stateResources(JSON.parse(r.stdout || '{}') as Record<string, unknown>)
   }
@@ -195,7 +195,11 @@ export class Terraform {
     await appendFile(this.logPath(command), redact(text), {mode: 0o600})
   }
 
-  private async run(command: string, args: string[], onEvent?: (e: UiEvent) => void): Promise<RunResult> {
+  /**
+   * `quiet`: stdout is data (show/output JSON, which for a plan holds the variable values):
+   * the log gets its size, not its content.
+   */
+  private async run(command: string, args: string[], onEvent?: (e: UiEvent) => void, quiet = false): Promise<RunResult> {
     assertNoSecretsInArgs(args)
     await mkdir(this.opts.logsDir, {recursive: true, mode: 0o700})
     const env = this.env()
@@ -216,9 +220,11 @@ export class Terraform {
     const logLines: string[] = []
     const outSplit = new LineSplitter()
     const errSplit = new LineSplitter()
+    let quietBytes = 0
     const onOut = (line: string) => {
       out.push(line)
-      logLines.push(line)
+      if (quiet) quietBytes += line.length + 1
+      else logLines.push(line)
       const e = parseUiLine(line)
       if (!e) return
       if (e.type === 'diagnostic') diagnostics.push(e)
@@ -273,6 +279,7 @@ export class Terraform {
     outSplit.flush(onOut)
     errSplit.flush(onErr)
     const exitCode = typeof result.exitCode === 'number' ? result.exitCode : 1
+    if (quiet) logLines.push(`# (${quietBytes} bytes of JSON on stdout, not logged)`)
     logLines.push(`# exit ${result.exitCode ?? result.signal ?? 'unknown'}`)
     await flush()
 

@@ -34,5 +34,8 @@ describe('autolabs destroy (the built CLI, the fake terraform, the simulator)', 
     expect(out.kept).toContain(env.ws.secretsFile)
     expect(env.sim.state.vms.size).toBe(0)
     expect(r.stdout + r.stderr).not.toContain(env.sim.adminTokenSecret)
+    // The destroy command never loaded the secrets file, yet its logs are masked too.
+    const {readdir, readFile} = await import('node:fs/promises')
+    for (const f of await readdir(env.ws.logsDir)) expect(await readFile(`${env.ws.logsDir}/${f}`, 'utf8')).not.toContain(env.sim.adminTokenSecret)
   })
 })

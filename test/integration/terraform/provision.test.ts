@@ -80,6 +80,10 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     const log = await readFile(path.join(ws.logsDir, 'terraform-apply.log'), 'utf8')
     expect(log).toContain('proxmox_virtual_environment_vm.k8s: Creation complete')
     expect(log).not.toContain(env.sim.adminTokenSecret)
+    // `show -json` of a plan holds the variable values: only its size is logged.
+    const showLog = await readFile(path.join(ws.logsDir, 'terraform-show.log'), 'utf8')
+    expect(showLog).toMatch(/bytes of JSON on stdout, not logged/)
+    expect(showLog).not.toContain('proxmox_api_token')
   })
 
   it('uses a customised config: sizes, addresses, bridge, VMIDs and the template id reach the VMs', async () => {
