@@ -7,3 +7,4 @@ export {ensureTerraformAccess, terraformPrivileges, TERRAFORM_PRIVILEGES, type T
 export {templateSlotStatus, type TemplateSlot} from './template.js'
 export {establishTrust, type TrustDecision} from './trust.js'
 export {clientFromConfig, resolveAuth} from './connect.js'
+export {prepareTerraformToken, type TerraformCredentials} from './prepare.js'
