@@ -141,6 +141,26 @@ describe('pve-sim (PVE 9.1)', () => {
   })
 })
 
+describe('pve-sim clone locking', () => {
+  it('fails a second concurrent clone of one template with the lock timeout when asked to', async () => {
+    const sim = await startPveSim({taskDurationMs: 100})
+    try {
+      sim.addVm(9000, {name: 'tpl', template: true})
+      sim.exclusiveClones()
+      const a = await raw(sim, 'POST', '/nodes/pve/qemu/9000/clone', {newid: '110'})
+      const b = await raw(sim, 'POST', '/nodes/pve/qemu/9000/clone', {newid: '120'})
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      expect(sim.state.tasks.get(a.json.data)!.exitstatus).toBe('OK')
+      expect(sim.state.tasks.get(b.json.data)!.exitstatus).toBe("clone failed: can't lock file '/var/lock/qemu-server/lock-9000.conf' - got timeout")
+      expect(sim.state.vms.has(110)).toBe(true)
+      expect(sim.state.vms.has(120)).toBe(false)
+      expect(sim.invalidRequests).toEqual([])
+    } finally {
+      await sim.stop()
+    }
+  })
+})
+
 describe('pve-sim (PVE 8.4)', () => {
   it('validates against the 8.4 schema: VM.Monitor is a valid privilege there', async () => {
     const sim = await startPveSim({version: '8.4'})

@@ -102,6 +102,8 @@ export declare class PveSim {
   failNext(count?: number, message?: string): void
   failNextTask(opts?: {type?: string; message?: string; log?: string[]}): void
   setTaskDuration(ms: number): void
+  /** A second concurrent clone of the same source fails with PVE's lock timeout. */
+  exclusiveClones(on?: boolean): void
   setResponseDelay(ms: number): void
   expireCredentials(): void
   lockVm(vmid: number, lock?: string): void

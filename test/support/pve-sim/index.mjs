@@ -77,7 +77,7 @@ export class PveSim {
     this.node = this.state.node
     /** @type {Array<{method:string,path:string,params:Record<string,unknown>,status:number,statusText:string,invalid?:Record<string,string>,auth?:string}>} */
     this.requests = []
-    this.faults = {failNext: 0, failMessage: 'simulated failure', failNextTasks: [], pidCounter: 4000, delayMs: 0}
+    this.faults = {failNext: 0, failMessage: 'simulated failure', failNextTasks: [], pidCounter: 4000, delayMs: 0, exclusiveClones: false}
     this.sockets = new Set()
   }
 
@@ -139,6 +139,14 @@ export class PveSim {
   /** The next task (of `type`, if given) ends with `exitstatus` = message, after writing `log`. */
   failNextTask({type, message = 'simulated task failure', log = []} = {}) {
     this.faults.failNextTasks.push({type, message, log})
+  }
+  /**
+   * Make a clone hold the source VM's config lock for the whole task, so a second clone of the
+   * same template at the same time fails like PVE's flock timeout (what parallel Terraform
+   * clones of one template run into).
+   */
+  exclusiveClones(on = true) {
+    this.faults.exclusiveClones = on
   }
   /** How long tasks stay `running`. */
   setTaskDuration(ms) {
@@ -779,7 +787,15 @@ const HANDLERS = {
       this.addVolume(target, {vmid: newid, size: vol.size, format: vol.format})
       vm.config[k] = [target, ...opts].join(',')
     }
+    const busy = this.faults.exclusiveClones && src.cloning > 0
+    src.cloning = (src.cloning ?? 0) + 1
     return this.startTask('qmclone', src.vmid, auth, (task) => {
+      src.cloning -= 1
+      if (busy) {
+        this.state.vms.delete(newid)
+        for (const v of [...this.state.volumes.values()]) if (v.vmid === newid) this.state.volumes.delete(v.volid)
+        throw new SimError(500, `clone failed: can't lock file '/var/lock/qemu-server/lock-${src.vmid}.conf' - got timeout`)
+      }
       task.log.push(`create ${full ? 'full' : 'linked'} clone of drive scsi0`)
       vm.lock = undefined
     })
