@@ -1,7 +1,21 @@
+import {readFile} from 'node:fs/promises'
+
+import {derived, renderConfigYaml} from '../config/load.js'
+import type {Config, Role} from '../config/schema.js'
+import {ROLES} from '../config/schema.js'
+import type {DeployResult} from '../deploy/run.js'
 import {UserError} from '../errors.js'
 import type {AskContext} from '../prompts/ask.js'
+import type {ProxmoxAuth, ProxmoxClient} from '../proxmox/client.js'
+import type {TrustDecision} from '../proxmox/trust.js'
+import {writeFileAtomic} from '../workspace/fs.js'
+import {saveSecrets, type Secrets} from '../workspace/secrets.js'
+import type {VmRecord} from '../workspace/state.js'
 import type {Workspace} from '../workspace/workspace.js'
-import {type InitAnswersFlags, type InitResult, prepareWorkspace} from './init.js'
+import {resolveImageChecksum} from './image.js'
+import {type DiscoveryPort, type InitAnswersFlags, type InitResult, prepareWorkspace} from './init.js'
+import type {PreflightCheck} from './preflight.js'
+import {workspaceFiles} from './render-workspace.js'
 
 export interface RunInitOptions {
   ws: Workspace
@@ -10,12 +24,178 @@ export interface RunInitOptions {
   log: (message: string) => void
   warn: (message: string) => void
   json: boolean
+  verbose?: boolean
+  /** Stop after provisioning (the stages are left to `autolabs deploy`). */
+  skipDeploy?: boolean
 }
 
-/** The full init: workspace → Proxmox (preflight, token) → Terraform → readiness → stages. */
-export async function runInit(opts: RunInitOptions): Promise<InitResult> {
-  const {result} = await prepareWorkspace(opts.ws, opts.answers, opts.ctx, {dryRun: false})
-  throw new UserError('The live installation is not wired yet in this build.', {
-    suggestion: `The workspace was written to ${result.workspace}; use --dry-run to see the plan.`,
-  })
+export interface LiveInitResult extends InitResult {
+  trust: TrustDecision['how']
+  preflight: PreflightCheck[]
+  terraformAccess: {tokenId: string; changes: string[]}
+  vms: VmRecord[]
+  ready: Array<{name: string; host: string; fingerprint: string; firstContact: boolean}>
+  deploy?: DeployResult
+}
+
+const GiB = 1024 ** 3
+
+/**
+ * The full init: wizard (with choices read from the API) → workspace → preflight →
+ * least-privilege Terraform token → Terraform → VMs ready (host keys pinned) → the stages.
+ * Every phase checks before it acts, so running init again continues where it stopped.
+ */
+export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
+  const {ws, ctx, log} = opts
+  const canAsk = ctx.interactive && !ctx.yes
+  const [{ProxmoxClient}, {establishTrust, discover}] = await Promise.all([import('../proxmox/client.js'), import('../proxmox/index.js')])
+
+  // 1. The wizard; after the credentials it connects, so node/storage/bridge are offered from the server.
+  let client: ProxmoxClient | undefined
+  let trust: TrustDecision | undefined
+  const discoverPort = async (answers: Record<string, any>, credentials: {tokenSecret?: string; password?: string}): Promise<DiscoveryPort> => {
+    const p = answers.proxmox ?? {}
+    trust = await establishTrust({
+      url: p.url,
+      fingerprint: p.fingerprint,
+      caFile: p.caFile,
+      insecure: p.insecure,
+      canAsk,
+      confirm: async (cert) => {
+        log(`The Proxmox server at ${p.url} presents a certificate not signed by a known authority:`)
+        log(`  subject ${cert.subject}, issuer ${cert.issuer}, valid ${cert.validFrom} – ${cert.validTo}`)
+        log(`  SHA-256 fingerprint ${cert.fingerprint}`)
+        log('Compare it with `pvenode cert info` on the host.')
+        const {confirm} = await import('@inquirer/prompts')
+        return confirm({message: 'Trust this certificate and pin it in autolabs.yaml?', default: false}, {output: process.stderr})
+      },
+    })
+    p.fingerprint = trust.fingerprint
+    answers.proxmox = p
+    const auth: ProxmoxAuth =
+      (p.auth ?? 'token') === 'token'
+        ? {type: 'token', tokenId: p.tokenId ?? 'root@pam!autolabs', secret: credentials.tokenSecret!}
+        : {type: 'password', username: p.username ?? 'root@pam', password: credentials.password!}
+    client = await ProxmoxClient.connect({url: p.url, auth, tls: {fingerprint: trust.fingerprint, caFile: trust.caFile, insecure: trust.insecure}, warn: opts.warn})
+    const first = await discover(client)
+    for (const n of first.notes) opts.warn(n)
+    return {
+      nodes: first.nodes.map((n) => ({name: n.node, description: n.status})),
+      async load(node) {
+        const d = node === first.node ? first : await discover(client!, {node})
+        const gib = (b: number) => `${Math.floor(b / GiB)} GiB free`
+        return {
+          defaults: d.defaults,
+          vmStorages: d.storages.filter((s) => s.content.includes('images')).map((s) => ({name: `${s.storage} (${s.type}, ${gib(s.avail)})`, value: s.storage})),
+          imageStorages: d.storages
+            .filter((s) => s.content.includes('import') || s.storage === d.defaults.imageStorage)
+            .map((s) => ({name: `${s.storage} (${s.type}, ${gib(s.avail)}${s.content.includes('import') ? '' : ', "import" will be enabled'})`, value: s.storage})),
+          bridges: d.bridges.map((b) => ({name: `${b.iface}${b.cidr ? ` (${b.cidr})` : ''}${b.active ? '' : ' inactive'}`, value: b.iface})),
+        }
+      },
+    }
+  }
+
+  try {
+    const {config, secrets, result} = await prepareWorkspace(ws, opts.answers, ctx, {dryRun: false, discover: discoverPort})
+    for (const w of result.warnings) opts.warn(`${w.path}: ${w.message}${w.fix ? ` (${w.fix})` : ''}`)
+    if (!client || !trust) throw new UserError('Could not connect to Proxmox.')
+    log(`Workspace ${result.created ? 'created' : 'updated'} in ${ws.root}.`)
+    const version = await client.version()
+
+    // 2. Preflight: nothing is created while any check fails.
+    const {runPreflight} = await import('./preflight.js')
+    const pre = await runPreflight({
+      client,
+      config,
+      workspace: ws,
+      enableImport: ctx.yes
+        ? true
+        : canAsk
+          ? async (storage: string) => {
+              const {confirm} = await import('@inquirer/prompts')
+              return confirm({message: `Enable the "import" content type on storage ${storage} (needed for the cloud image)?`, default: true}, {output: process.stderr})
+            }
+          : false,
+    })
+    for (const c of pre.checks) log(`  ${c.status === 'pass' ? 'ok  ' : c.status === 'warn' ? 'warn' : 'FAIL'} ${c.title}: ${c.detail}${c.status !== 'pass' && c.fix ? `\n       fix: ${c.fix}` : ''}`)
+    if (!pre.ok)
+      throw new UserError('Preflight failed: nothing was created.', {suggestion: 'Fix the checks marked FAIL above (or in `autolabs preflight`), then run `autolabs init` again.'})
+
+    // 3. Least privilege for Terraform (idempotent; a lost secret means a new token).
+    const {ensureTerraformAccess} = await import('../proxmox/access.js')
+    const access = await ensureTerraformAccess(client, {
+      user: config.proxmox.terraformUser,
+      role: config.proxmox.terraformRole,
+      pveMajor: version.major,
+      rotateToken: !secrets.proxmox.terraformTokenSecret,
+    })
+    for (const c of access.changes) log(`  Proxmox: ${c}`)
+    for (const w of access.warnings) opts.warn(w)
+    let current: Secrets = secrets
+    if (access.secret) {
+      current = {...secrets, proxmox: {...secrets.proxmox, terraformTokenId: access.tokenId, terraformTokenSecret: access.secret}}
+      await saveSecrets(ws, current)
+    }
+
+    // 4. Pin the cloud image's published checksum in autolabs.yaml.
+    let cfg: Config = config
+    if (!config.image.checksum) {
+      const checksum = await resolveImageChecksum(config)
+      cfg = {...config, image: {...config.image, checksum}}
+      await writeFileAtomic(ws.configFile, renderConfigYaml(cfg, await readFile(ws.configFile, 'utf8')), 0o644)
+      log(`Pinned the image checksum ${checksum.slice(0, 16)}… in autolabs.yaml.`)
+    }
+    for (const f of await workspaceFiles(ws, cfg, current)) if (!f.onlyIfMissing) await writeFileAtomic(f.path, f.content, f.mode)
+
+    // 5. Terraform: template and the three VMs.
+    const {provisionWorkspace} = await import('./provision.js')
+    const prov = await provisionWorkspace({workspace: ws, config: cfg, secrets: current, yes: ctx.yes, interactive: canAsk, log})
+
+    // 6. Ready for the stages: SSH up, cloud-init finished, apt free; host keys pinned
+    //    (cross-checked through the guest agent where one answers).
+    const ready = await waitUntilReady(ws, cfg, client, prov.vms, log)
+
+    // 7. The deployment stages.
+    let deployResult: DeployResult | undefined
+    if (!opts.skipDeploy) {
+      const {deploy, formatDeploySummary} = await import('../deploy/run.js')
+      deployResult = await deploy({ws, config: cfg, secrets: current, verbose: opts.verbose, quiet: opts.json})
+      log(formatDeploySummary(deployResult))
+      if (!deployResult.ok) process.exitCode = 1
+    }
+    return {
+      ...result,
+      trust: trust.how,
+      preflight: pre.checks,
+      terraformAccess: {tokenId: access.tokenId, changes: access.changes},
+      vms: prov.vms,
+      ready,
+      deploy: deployResult,
+    }
+  } finally {
+    await client?.close()
+  }
+}
+
+async function waitUntilReady(ws: Workspace, config: Config, client: ProxmoxClient, vms: VmRecord[], log: (m: string) => void) {
+  const [{waitForReady}, {fingerprintOfPublicKey}] = await Promise.all([import('../ssh/readiness.js'), import('../ssh/known-hosts.js')])
+  const d = derived(config)
+  const byName = new Map(vms.map((v) => [v.name, v]))
+  const targets = await Promise.all(
+    ROLES.map(async (role: Role) => {
+      const vm = byName.get(config.vms[role].name)
+      const host = vm?.ip ?? config.network.vms[role].ip
+      let expectedFingerprint: string | undefined
+      if (vm) {
+        const pub = await client.agentFileRead(config.proxmox.node, vm.vmid, '/etc/ssh/ssh_host_ed25519_key.pub').catch(() => null)
+        if (pub) expectedFingerprint = fingerprintOfPublicKey(pub.trim())
+      }
+      return {name: config.vms[role].name, host, user: d.sshUser, privateKeyPath: d.sshPrivateKeyFile, expectedFingerprint}
+    }),
+  )
+  const results = await waitForReady(targets, {knownHostsFile: ws.knownHostsFile, onStatus: (vm, status) => log(`  ${vm}: ${status}`)})
+  for (const r of results)
+    log(`  ${r.name} ready after ${Math.round(r.waitedMs / 1000)} s; SSH host key ${r.fingerprint}${r.firstContact ? ' recorded' : ' verified'}`)
+  return results.map((r) => ({name: r.name, host: r.host, fingerprint: r.fingerprint, firstContact: r.firstContact}))
 }

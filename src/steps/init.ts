@@ -81,6 +81,17 @@ async function readSecretFile(file: string, flag: string): Promise<string> {
   }
 }
 
+/** What the wizard offers from the Proxmox API in a real run (see init-run.ts). */
+export interface DiscoveryPort {
+  nodes: Array<{name: string; description?: string}>
+  load(node: string): Promise<{
+    defaults: {vmStorage?: string; imageStorage?: string; bridge?: string}
+    vmStorages: Array<{name: string; value: string; description?: string}>
+    imageStorages: Array<{name: string; value: string; description?: string}>
+    bridges: Array<{name: string; value: string; description?: string}>
+  }>
+}
+
 export interface CollectedAnswers {
   input: ConfigInput
   /** Admin credentials given now (not yet stored). */
@@ -95,7 +106,12 @@ export async function collectAnswers(
   flags: InitAnswersFlags,
   existingRaw: Record<string, any>,
   ctx: AskContext,
-  opts: {needCredentials: boolean; existingSecrets?: Secrets},
+  opts: {
+    needCredentials: boolean
+    existingSecrets?: Secrets
+    /** Connect with the answers so far and offer what the server has (real runs). */
+    discover?: (answers: Record<string, any>, credentials: CollectedAnswers['credentials']) => Promise<DiscoveryPort>
+  },
 ): Promise<CollectedAnswers> {
   const answers: Record<string, any> = structuredClone(existingRaw)
   const base = () => answers
@@ -160,12 +176,16 @@ export async function collectAnswers(
   if (flags.proxmoxCaFile !== undefined) setIn(answers, 'proxmox.caFile', flags.proxmoxCaFile)
   if (flags.insecure) setIn(answers, 'proxmox.insecure', true)
 
-  // Node, storages and bridge: in a real run these are offered from the API by the caller
-  // (see discoverChoices); here they default to the Proxmox installer's names.
-  await q('proxmox.node', '--proxmox-node', 'AUTOLABS_PROXMOX_NODE', 'Proxmox node:', flags.proxmoxNode)
-  await q('proxmox.vmStorage', '--vm-storage', 'AUTOLABS_VM_STORAGE', 'Storage for VM disks:', flags.vmStorage)
-  await q('proxmox.imageStorage', '--image-storage', 'AUTOLABS_IMAGE_STORAGE', 'Storage for the cloud image (import):', flags.imageStorage)
-  await q('proxmox.bridge', '--bridge', 'AUTOLABS_BRIDGE', 'Network bridge:', flags.bridge)
+  // Node, storages and bridge: in a real run offered from the API (with its default picks);
+  // in a dry run they default to the names of a fresh Proxmox installation.
+  const port = opts.discover ? await opts.discover(answers, credentials) : undefined
+  const offer = <T>(choices: Array<{name: string; value: T; description?: string}> | undefined, def: T | undefined) =>
+    choices && choices.length > 0 ? {choices, ...(def === undefined ? {} : {default: def})} : {}
+  const node = await q<string>('proxmox.node', '--proxmox-node', 'AUTOLABS_PROXMOX_NODE', 'Proxmox node:', flags.proxmoxNode, offer(port?.nodes.map((n) => ({...n, value: n.name})), port?.nodes[0]?.name))
+  const found = port ? await port.load(node) : undefined
+  await q('proxmox.vmStorage', '--vm-storage', 'AUTOLABS_VM_STORAGE', 'Storage for VM disks:', flags.vmStorage, offer(found?.vmStorages, found?.defaults.vmStorage))
+  await q('proxmox.imageStorage', '--image-storage', 'AUTOLABS_IMAGE_STORAGE', 'Storage for the cloud image (import):', flags.imageStorage, offer(found?.imageStorages, found?.defaults.imageStorage))
+  await q('proxmox.bridge', '--bridge', 'AUTOLABS_BRIDGE', 'Network bridge:', flags.bridge, offer(found?.bridges, found?.defaults.bridge))
 
   await q('network.subnet', '--subnet', 'AUTOLABS_SUBNET', 'VM subnet (CIDR):', flags.subnet)
   await q('network.gateway', '--gateway', 'AUTOLABS_GATEWAY', 'Gateway:', flags.gateway)
@@ -218,13 +238,13 @@ export async function prepareWorkspace(
   ws: Workspace,
   flags: InitAnswersFlags,
   ctx: AskContext,
-  opts: {dryRun: boolean},
+  opts: {dryRun: boolean; discover?: Parameters<typeof collectAnswers>[3]['discover']},
 ): Promise<{config: Config; secrets: Secrets; result: InitResult; credentials: CollectedAnswers['credentials']}> {
   const existing = await readRawConfig(ws)
   const existingRaw = (existing?.raw ?? {}) as Record<string, any>
   if (existing) validateConfig(existingRaw, ws.configFile) // a broken workspace is reported as such, untouched
   const existingSecrets = await loadSecrets(ws)
-  const {input, credentials} = await collectAnswers(flags, existingRaw, ctx, {needCredentials: !opts.dryRun, existingSecrets})
+  const {input, credentials} = await collectAnswers(flags, existingRaw, ctx, {needCredentials: !opts.dryRun, existingSecrets, discover: opts.discover})
 
   const {config, warnings} = validateConfig(input, existing ? ws.configFile : 'the answers (flags, environment)')
   const d = derived(config)

@@ -15,7 +15,7 @@ export interface CliResult {
 }
 
 /** Run the built CLI as a user would (no TTY, CI-like environment, no AUTOLABS_* leaking in). */
-export async function runCli(args: string[], opts: {env?: Record<string, string>; cwd?: string; input?: string} = {}): Promise<CliResult> {
+export async function runCli(args: string[], opts: {env?: Record<string, string>; cwd?: string; input?: string; timeoutMs?: number} = {}): Promise<CliResult> {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AUTOLABS_') && v !== undefined) env[k] = v
   const r = await execa('node', [BIN, ...args], {
@@ -24,7 +24,7 @@ export async function runCli(args: string[], opts: {env?: Record<string, string>
     cwd: opts.cwd ?? ROOT,
     reject: false,
     input: opts.input ?? '',
-    timeout: 60_000,
+    timeout: opts.timeoutMs ?? 60_000,
   })
   return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr}
 }

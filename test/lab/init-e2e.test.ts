@@ -1,0 +1,119 @@
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {parse, stringify} from 'yaml'
+
+import {runCli, ROOT} from '../support/cli.js'
+import {labAvailable, type Lab, startLab} from '../support/lab/lab.js'
+import {type PveSim, startPveSim} from '../support/pve-sim/index.mjs'
+
+/**
+ * `autolabs init` end to end, as an administrator runs it, through the built CLI:
+ * the Proxmox simulator (schema-validated API) stands in for the server, the fake terraform
+ * creates the template and the VMs in it from the rendered tfvars, and three real systemd
+ * machines answer at the VMs' addresses — so readiness and host-key pinning are real.
+ * The stages themselves are proven by the deploy lab tests (--skip-deploy here keeps it short).
+ */
+const avail = labAvailable()
+const SUBNET = 77
+const IP = {gitlab: `10.99.${SUBNET}.10`, database: `10.99.${SUBNET}.20`, k8s: `10.99.${SUBNET}.30`}
+const FAKE_TERRAFORM = path.join(ROOT, 'test/support/fake-terraform/terraform')
+
+describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machines${avail.ok ? '' : ` (skipped: ${avail.reason})`}`, () => {
+  let lab: Lab
+  let sim: PveSim
+  let dir: string
+  const cliEnv = () => ({AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret, AUTOLABS_TERRAFORM: FAKE_TERRAFORM, FAKE_TF_AGENT_WAIT_MS: '200', FAKE_TF_PROGRESS_MS: '50'})
+  const init = (extra: string[] = []) =>
+    runCli(['init', '--yes', '--skip-deploy', '--json', '--dir', dir, '--proxmox-fingerprint', sim.fingerprint, ...extra], {env: cliEnv(), timeoutMs: 300_000})
+
+  beforeAll(async () => {
+    ;[lab, sim] = await Promise.all([
+      startLab({name: 'init-e2e', subnet: SUBNET, machines: [{name: 'gitlab-vm', ip: IP.gitlab}, {name: 'database-vm', ip: IP.database}, {name: 'k8s-vm', ip: IP.k8s}]}),
+      startPveSim({version: '9.1'}),
+    ])
+    dir = await mkdtemp(path.join(os.tmpdir(), 'autolabs-e2e-'))
+    // An administrator's starting point: the network and image chosen, everything else asked for.
+    await writeFile(
+      path.join(dir, 'autolabs.yaml'),
+      stringify({
+        name: 'e2e',
+        proxmox: {url: sim.url, node: sim.node, tokenId: sim.adminTokenId},
+        image: {os: 'debian-12', checksum: 'ab'.repeat(64)},
+        network: {subnet: `10.99.${SUBNET}.0/24`, gateway: lab.gateway, vms: {gitlab: {ip: IP.gitlab}, database: {ip: IP.database}, k8s: {ip: IP.k8s}}},
+        ssh: {publicKeyFile: `${lab.keyPath}.pub`, privateKeyFile: lab.keyPath, user: lab.machines[0].user},
+        services: {kubernetes: {serviceCidr: '172.30.0.0/16'}},
+      }),
+    )
+  })
+
+  afterAll(async () => {
+    await Promise.all([lab?.stop(), sim?.stop()])
+    if (dir) await rm(dir, {recursive: true, force: true})
+  })
+
+  it('creates the least-privilege token, the template and three VMs, and pins their host keys', async () => {
+    const r = await init()
+    expect(r.exitCode, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out.trust).toBe('pinned')
+    expect(out.preflight.filter((c: {status: string}) => c.status === 'fail')).toEqual([])
+    // The VMs exist in Proxmox with the rendered values
+    const vms = [...sim.state.vms.values()]
+    expect(vms.map((v) => v.config.name).sort()).toEqual(['database-vm', 'e2e-debian-12-template', 'gitlab-vm', 'k8s-vm'].sort())
+    const db = vms.find((v) => v.config.name === 'database-vm')!
+    expect(db.vmid).toBe(120)
+    expect(db.config.ipconfig0).toContain(IP.database)
+    expect(db.config.memory).toBe('8192')
+    // Terraform ran with the least-privilege token, not the administrator's
+    const secrets = parse(await readFile(path.join(dir, '.autolabs/secrets.yaml'), 'utf8'))
+    expect(secrets.proxmox.terraformTokenId).toBe('autolabs@pve!terraform')
+    const tfvars = await readFile(path.join(dir, 'terraform/terraform.tfvars.json'), 'utf8')
+    expect(tfvars).toContain('autolabs@pve!terraform')
+    expect(tfvars).not.toContain(sim.adminTokenSecret)
+    expect(sim.state.users.get('autolabs@pve')?.tokens.get('terraform')?.privsep).toBe(1)
+    // Every VM's host key is pinned, and it is the machine's real key
+    const kh = await readFile(path.join(dir, '.autolabs/known_hosts'), 'utf8')
+    for (const m of lab.machines) expect(kh).toContain(m.ip)
+    for (const ready of out.ready as Array<{name: string; fingerprint: string; firstContact: boolean}>) {
+      expect(ready.firstContact).toBe(true)
+      expect(ready.fingerprint).toBe(lab.machine(ready.name).hostKeyFingerprint)
+    }
+    // No secret reached the output
+    for (const s of [sim.adminTokenSecret, secrets.proxmox.terraformTokenSecret, secrets.postgres.superuser]) expect(r.stdout + r.stderr).not.toContain(s)
+    expect(sim.invalidRequests).toEqual([])
+  })
+
+  it('changes nothing when run again: same token, same VMs, host keys verified', async () => {
+    const vmsBefore = sim.state.vms.size
+    const r = await init()
+    expect(r.exitCode, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out.terraformAccess.changes).toEqual([])
+    expect(out.ready.every((x: {firstContact: boolean}) => !x.firstContact)).toBe(true)
+    expect(sim.state.vms.size).toBe(vmsBefore)
+    expect(sim.invalidRequests).toEqual([])
+  })
+
+  it('refuses a VM whose SSH key is not the one the guest agent reports', async () => {
+    // The guest agent (authenticated API) says k8s-vm has another key than the machine at its address.
+    await runCli(['hosts', 'forget', 'k8s-vm', '--dir', dir])
+    const k8s = [...sim.state.vms.values()].find((v) => v.config.name === 'k8s-vm')!
+    sim.setAgentRunning(k8s.vmid, true)
+    sim.setAgentFile(k8s.vmid, '/etc/ssh/ssh_host_ed25519_key.pub', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl root@other\n')
+    const r = await init()
+    expect(r.exitCode).toBe(1)
+    expect(r.stderr).toContain('k8s-vm')
+    expect(r.stderr).toMatch(/refuses to connect/)
+    expect(await readFile(path.join(dir, '.autolabs/known_hosts'), 'utf8')).not.toContain(IP.k8s)
+
+    // With the agent reporting the machine's real key, the first contact is cross-checked, not trusted blindly.
+    const real = await lab.machine('k8s-vm').exec('cat /etc/ssh/ssh_host_ed25519_key.pub')
+    sim.setAgentFile(k8s.vmid, '/etc/ssh/ssh_host_ed25519_key.pub', real.stdout)
+    const ok = await init()
+    expect(ok.exitCode, ok.stderr).toBe(0)
+    expect(await readFile(path.join(dir, '.autolabs/known_hosts'), 'utf8')).toContain(IP.k8s)
+    expect(sim.invalidRequests).toEqual([])
+  })
+})
