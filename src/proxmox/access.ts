@@ -14,7 +14,7 @@ export const TERRAFORM_PRIVILEGES: ReadonlyArray<{priv: string; why: string; onl
   {priv: 'Datastore.AllocateTemplate', why: 'download the cloud image to the image storage (download-url, content=import)'},
   {priv: 'Sys.AccessNetwork', why: 'let the node fetch a URL (download-url); the narrow alternative to Sys.Modify on /'},
   {priv: 'Sys.Audit', why: 'read node status and the status/log of tasks the provider waits for'},
-  {priv: 'SDN.Use', why: 'attach network devices to the bridge (PVE 8+ checks /sdn/zones/localnetwork/<bridge>)'},
+  {priv: 'SDN.Use', why: 'attach network devices to the bridge, and see it in the node network list (PVE 8+ checks /sdn/zones/localnetwork/<bridge>)'},
   {priv: 'VM.Allocate', why: 'create the template VM and the three VMs, convert to template, destroy'},
   {priv: 'VM.Audit', why: 'read VM configuration and status'},
   {priv: 'VM.Clone', why: 'clone the template'},

@@ -202,3 +202,20 @@ describe('pve-sim as a process', () => {
   })
 })
 
+
+describe('pve-sim network listing', () => {
+  it('leaves out bridges the caller may not use, like PVE 8+ (no 403)', async () => {
+    const sim = await startPveSim()
+    try {
+      expect((await raw(sim, 'POST', '/access/users', {userid: 'net@pve'})).status).toBe(200)
+      const secret = (await raw(sim, 'POST', '/access/users/net@pve/token/t1', {privsep: '0'})).json.data.value
+      const as = {Authorization: `PVEAPIToken=net@pve!t1=${secret}`}
+      expect((await raw(sim, 'GET', '/nodes/pve/network', {type: 'any_bridge'}, as)).json.data).toEqual([])
+      await raw(sim, 'PUT', '/access/acl', {path: '/sdn/zones/localnetwork', roles: 'PVEAuditor', users: 'net@pve'})
+      expect((await raw(sim, 'GET', '/nodes/pve/network', {type: 'any_bridge'}, as)).json.data.map((n: {iface: string}) => n.iface)).toEqual(['vmbr0'])
+      expect(sim.invalidRequests).toEqual([])
+    } finally {
+      await sim.stop()
+    }
+  })
+})

@@ -683,10 +683,16 @@ const HANDLERS = {
     }
     return {storage: s.storage, type: s.type}
   },
-  'GET /nodes/{node}/network'({params}) {
+  'GET /nodes/{node}/network'({params, auth}) {
     this.nodeMustExist(params.node)
     const t = params.type
-    return this.state.network.filter((n) => !t || n.type === t || ((t === 'any_bridge' || t === 'any_local_bridge') && /bridge/i.test(n.type)))
+    // Since PVE 8.0 bridges the caller may not use (SDN.Audit/SDN.Use on
+    // /sdn/zones/localnetwork/<bridge>) are silently left out — no 403, a shorter list.
+    const visible = (n) =>
+      /bridge/i.test(n.type)
+        ? ['SDN.Audit', 'SDN.Use'].some((p) => this.privileges(auth, `/sdn/zones/localnetwork/${n.iface}`).has(p))
+        : this.privileges(auth, `/nodes/${this.node}`).has('Sys.Audit')
+    return this.state.network.filter((n) => !t || n.type === t || ((t === 'any_bridge' || t === 'any_local_bridge') && /bridge/i.test(n.type))).filter(visible)
   },
   'GET /nodes/{node}/qemu'({params, auth}) {
     this.nodeMustExist(params.node)
