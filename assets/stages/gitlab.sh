@@ -164,7 +164,12 @@ do_runner_install() {
   v=$(apt-cache madison gitlab-runner | awk -v want="$RUNNER_VERSION" '$3 ~ "^"want {print $3; exit}')
   [[ -n $v ]] || die "gitlab-runner $RUNNER_VERSION is not offered by $base (services.gitlab.runnerVersion)"
   apt-mark unhold gitlab-runner >/dev/null 2>&1 || true
-  apt_install "gitlab-runner=$v"
+  local pkgs=("gitlab-runner=$v")
+  # Since 17.7 the helper images are a package of their own, pinned to the same version.
+  if apt-cache madison gitlab-runner-helper-images 2>/dev/null | awk '{print $3}' | grep -qx "$v"; then
+    pkgs+=("gitlab-runner-helper-images=$v")
+  fi
+  apt_install "${pkgs[@]}"
   apt-mark hold gitlab-runner >/dev/null
 }
 
@@ -179,7 +184,8 @@ do_runner_register() {
   local pat work
   pat="glpat-$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"
   work=$(mktemp -d "$GITLAB_HOME/config/.autolabs.XXXXXX")
-  chmod 0700 "$work"
+  # gitlab-rails runs as the container's git user: it must be able to read these two files.
+  chmod 0755 "$work"
   # A short-lived token with only create_runner, made inside GitLab (never on a command line).
   printf '%s' "$pat" >"$work/pat"
   cat >"$work/pat.rb" <<RUBY
@@ -189,6 +195,7 @@ pat = user.personal_access_tokens.build(name: 'autolabs-runner-registration', sc
 pat.set_token(token)
 pat.save!
 RUBY
+  chmod 0644 "$work/pat" "$work/pat.rb"
   docker exec gitlab gitlab-rails runner "/etc/gitlab/$(basename "$work")/pat.rb" >&2 ||
     die "could not create the registration token inside GitLab"
   printf 'PRIVATE-TOKEN: %s\n' "$pat" >"$work/header"

@@ -67,6 +67,14 @@ containerd_config_ok() {
   ' "$1"
 }
 
+# containerd's default config on stdin -> ours: the runc runtime uses the systemd cgroup driver
+# (as kubelet does) and registries are configured in /etc/containerd/certs.d.
+containerd_config_rewrite() {
+  # (config version 2 quotes strings with "", version 3 with '')
+  sed -E -e 's/^([[:space:]]*)SystemdCgroup = false/\1SystemdCgroup = true/' \
+    -e "s#^([[:space:]]*)config_path = (\"\"|'')#\1config_path = '/etc/containerd/certs.d'#"
+}
+
 containerd_pkg() {
   # The distribution's containerd when it is 1.7 or newer; else Docker's containerd.io.
   local v
@@ -80,7 +88,7 @@ hosts_toml_text() {
 check_containerd() {
   { pkg_installed containerd || pkg_installed containerd.io; } || return 1
   containerd_config_ok "$CONTAINERD_CONFIG" || return 1
-  grep -q 'config_path = "/etc/containerd/certs.d"' "$CONTAINERD_CONFIG" || return 1
+  grep -Eq "config_path = [\"']/etc/containerd/certs.d[\"']" "$CONTAINERD_CONFIG" || return 1
   [[ -z ${REGISTRY:-} ]] || file_is "/etc/containerd/certs.d/$REGISTRY/hosts.toml" "$(hosts_toml_text)" || return 1
   unit_active containerd
 }
@@ -101,12 +109,7 @@ do_containerd() {
   fi
   pkg_installed "$pkg" || apt_install "$pkg"
   install -d -m 0755 /etc/containerd
-  local cfg
-  cfg=$(containerd config default)
-  # The runc runtime's options: SystemdCgroup = true (kubelet uses the systemd driver).
-  cfg=$(sed -E 's/^([[:space:]]*)SystemdCgroup = false/\1SystemdCgroup = true/' <<<"$cfg")
-  cfg=$(sed -E 's#^([[:space:]]*)config_path = ""#\1config_path = "/etc/containerd/certs.d"#' <<<"$cfg")
-  write_file "$CONTAINERD_CONFIG" "$cfg" 0644
+  write_file "$CONTAINERD_CONFIG" "$(containerd config default | containerd_config_rewrite)" 0644
   if [[ -n ${REGISTRY:-} ]]; then
     write_file "/etc/containerd/certs.d/$REGISTRY/hosts.toml" "$(hosts_toml_text)" 0644
   fi
@@ -158,7 +161,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: "stable-$K8S_VERSION"
+kubernetesVersion: "$(kubeadm version -o short)"
 networking:
   podSubnet: "$POD_CIDR"
   serviceSubnet: "$SERVICE_CIDR"
@@ -184,7 +187,11 @@ do_kubeadm_init() {
 }
 
 # --- untaint ------------------------------------------------------------------------------
-check_untaint() { ! kubectl_ get nodes -o jsonpath='{.items[*].spec.taints[*].key}' | grep -q 'node-role.kubernetes.io/control-plane'; }
+check_untaint() {
+  local taints
+  taints=$(kubectl_ get nodes -o jsonpath='{.items[*].spec.taints[*].key}' 2>/dev/null) || return 1
+  [[ $taints != *node-role.kubernetes.io/control-plane* ]]
+}
 do_untaint() { kubectl_ taint nodes --all node-role.kubernetes.io/control-plane- >&2; }
 
 # --- calico: tigera operator, pinned, with the configured pod CIDR -------------------------
@@ -245,11 +252,14 @@ do_ingress() {
   fetch "$base/deployments/common/nginx-config.yaml" "$tmp/30-nginx-config.yaml"
   fetch "$base/deployments/common/ingress-class.yaml" "$tmp/40-ingress-class.yaml"
   fetch "$base/deployments/daemon-set/nginx-ingress.yaml" "$tmp/50-daemon-set.yaml"
-  # The upstream manifests use the namespace "nginx-ingress"; the platform's is ingress-nginx.
+  # The upstream manifests use the namespace "nginx-ingress"; the platform's is ingress-nginx
+  # (created by us, so the upstream Namespace document is dropped).
   for f in "$tmp"/[1-5]*.yaml; do
-    sed -i -E "s/namespace: nginx-ingress\$/namespace: $INGRESS_NS/; s/^(  name: )nginx-ingress\$/\1nginx-ingress/" "$f"
+    sed -i -E "s/namespace: nginx-ingress\$/namespace: $INGRESS_NS/" "$f"
   done
-  sed -i -E "s/^  name: nginx-ingress\$/  name: $INGRESS_NS/" "$tmp/10-ns-and-sa.yaml"
+  awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } !/kind: Namespace/' "$tmp/10-ns-and-sa.yaml" >"$tmp/10-sa.yaml"
+  rm -f "$tmp/10-ns-and-sa.yaml"
+  kubectl_ create namespace "$INGRESS_NS" --dry-run=client -o yaml | kubectl_ apply -f - >&2
   sed -i -E "s#image: nginx/nginx-ingress:.*#image: nginx/nginx-ingress:$INGRESS_VERSION#" "$tmp/50-daemon-set.yaml"
   kubectl_ apply --server-side -f "$tmp/00-crds.yaml" >&2
   for f in "$tmp"/[1-5]*.yaml; do kubectl_ apply -f "$f" >&2; done

@@ -44,6 +44,20 @@ describe('k8s.sh containerd_config_ok (SystemdCgroup and CRI, parsed from config
   })
 })
 
+describe('k8s.sh containerd_config_rewrite (what the containerd step writes)', () => {
+  it.each(['containerd-v2-default.toml', 'containerd-v3-default.toml'])('turns the default %s into a config the check accepts, with certs.d for registries', (f) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'al-ctd-'))
+    const r = bash('k8s.sh', `containerd_config_rewrite < ${fx(f)} > ${dir}/config.toml && containerd_config_ok ${dir}/config.toml && cat ${dir}/config.toml`)
+    rmSync(dir, {recursive: true})
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/config_path = '\/etc\/containerd\/certs\.d'/)
+    expect(r.stdout).not.toMatch(/SystemdCgroup = false/)
+  })
+  it('the unmodified defaults fail the check', () => {
+    expect(ok('k8s.sh', `containerd_config_ok ${fx('containerd-v3-default.toml')}`)).toBe(false)
+  })
+})
+
 describe('k8s.sh fstab_has_swap', () => {
   it('finds an active swap entry and ignores one commented out by the kernel step', () => {
     expect(ok('k8s.sh', `fstab_has_swap ${fx('fstab-swap')}`)).toBe(true)
