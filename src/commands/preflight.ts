@@ -63,7 +63,18 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
     const client = auth ? await clientFromConfig(config, auth, {warn: (m) => this.warnUser(m)}) : null
     let result: PreflightResult
     try {
-      result = await runPreflight({client, config, workspace: ws, terraformBin: f['terraform-bin'], enableImport: f['enable-import']})
+      // Offer to add "import" when a person is there to answer; otherwise only with the flag.
+      const {ask, canPrompt} = await import('../prompts/ask.js')
+      const enableImport =
+        f['enable-import'] ||
+        (canPrompt() && !this.jsonEnabled()
+          ? (storage: string) =>
+              ask<boolean>(
+                {key: 'proxmox.imageStorage', flag: '--enable-import', env: 'AUTOLABS_ENABLE_IMPORT', message: `Storage "${storage}" lacks the "import" content type the cloud image needs. Add it now?`, kind: 'confirm', default: true},
+                {interactive: true, yes: false},
+              )
+          : false)
+      result = await runPreflight({client, config, workspace: ws, terraformBin: f['terraform-bin'], enableImport})
     } finally {
       await client?.close()
     }
