@@ -183,6 +183,12 @@ export async function writeTerraform(dir: string, files: RenderedFile[]): Promis
 
 /** Provisioning refuses to start without what Terraform's validation would refuse later. */
 export function assertProvisionable(vars: TerraformVariables, config: Config): void {
+  if (!vars.image.checksum) {
+    throw new UserError(`The cloud image has no checksum (image.checksum in autolabs.yaml): Proxmox would download ${vars.image.url} unverified.`, {
+      suggestion: "Run `autolabs init` again (it pins the publisher's checksum), or set image.checksum to the image's SHA-256/SHA-512.",
+      exitCode: 2,
+    })
+  }
   if (vars.ssh_public_keys.length === 0) {
     throw new UserError(`No SSH public key found in ${config.ssh.publicKeyFile} (ssh.publicKeyFile in autolabs.yaml).`, {
       suggestion: 'Create one with `ssh-keygen -t ed25519`, or point ssh.publicKeyFile / --ssh-public-key at an existing .pub file, then run again.',

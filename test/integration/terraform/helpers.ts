@@ -14,6 +14,9 @@ import {Workspace} from '../../../src/workspace/workspace.js'
 import {type PveSim, startPveSim} from '../../support/pve-sim/index.mjs'
 import {KEY, secretsWith} from '../../unit/render/fixtures.js'
 
+/** The checksum the tests pin; the simulator verifies downloads it knows against it. */
+export const IMAGE_SHA256 = 'c0ffee'.padEnd(64, '0')
+
 export const FAKE_TERRAFORM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../support/fake-terraform/terraform')
 
 export interface Env {
@@ -26,13 +29,16 @@ export interface Env {
 }
 
 /** A simulator with an import-capable storage, and a workspace rendered for it. */
-export async function setup(input: ConfigInput = {}): Promise<Env> {
+export async function setup(input: ConfigInput = {}, opts: {actualSha256?: string} = {}): Promise<Env> {
   const sim = await startPveSim({version: '9.1'})
   sim.setStorage('local', {content: ['iso', 'vztmpl', 'backup', 'import', 'snippets']})
+  // What the publisher's image really hashes to, as Proxmox would compute it after the download.
+  sim.state.downloads.set('https://cloud-images.ubuntu.com/jammy/current/jammy-server-cloudimg-amd64.img', {size: 700 * 1024 * 1024, sha256: opts.actualSha256 ?? IMAGE_SHA256})
   const dir = await mkdtemp(path.join(os.tmpdir(), 'autolabs-tf-it-'))
   const ws = new Workspace(dir)
   const config = configSchema.parse({
     ...input,
+    image: {checksum: IMAGE_SHA256, ...input.image},
     proxmox: {url: sim.url, node: sim.node, tokenId: sim.adminTokenId, fingerprint: sim.fingerprint, ...input.proxmox},
   })
   const secrets = secretsWith({tokenSecret: sim.adminTokenSecret})

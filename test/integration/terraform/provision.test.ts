@@ -141,6 +141,16 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     expect([...env.sim.state.vms.keys()].sort()).toEqual([110, 120, 130, 9000])
   })
 
+  it('lets Proxmox verify the pinned checksum: a different image fails the download, and nothing is cloned', async () => {
+    env = await setup({}, {actualSha256: 'bad'.padEnd(64, '1')})
+    const err = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true}).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ExternalError)
+    expect((err as ExternalError).stderrTail).toMatch(/checksum mismatch/)
+    expect((err as ExternalError).stderrTail).toContain('proxmox_download_file.cloud_image')
+    expect(env.sim.state.vms.size).toBe(0)
+    expect([...env.sim.state.volumes.keys()].filter((v) => v.includes(':import/'))).toEqual([])
+  })
+
   it('asks before applying, and without a terminal refuses with the --yes hint', async () => {
     env = await setup()
     await expect(provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: false})).rejects.toThrow(UsageError)

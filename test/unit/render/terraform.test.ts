@@ -188,10 +188,18 @@ describe('terraformVariables', () => {
   })
 
   it('renders without an SSH key (a dry run works anywhere) but refuses to provision without one', () => {
-    const v = terraformVariables(defaultConfig(), undefined, [])
+    const config = {...defaultConfig(), image: {...defaultConfig().image, checksum: 'b'.repeat(64)}}
+    const v = terraformVariables(config, undefined, [])
     expect(v.ssh_public_keys).toEqual([])
-    expect(() => assertProvisionable(v, defaultConfig())).toThrow(UserError)
-    expect(() => assertProvisionable(v, defaultConfig())).toThrow(/ssh\.publicKeyFile/)
+    expect(() => assertProvisionable(v, config)).toThrow(UserError)
+    expect(() => assertProvisionable(v, config)).toThrow(/ssh\.publicKeyFile/)
+    expect(() => assertProvisionable(terraformVariables(config, undefined, [KEY]), config)).not.toThrow()
+  })
+
+  it('refuses to provision an image without a checksum (it would be downloaded unverified)', () => {
+    const v = terraformVariables(defaultConfig(), undefined, [KEY])
+    expect(v.image.checksum).toBeNull()
+    expect(() => assertProvisionable(v, defaultConfig())).toThrow(/image\.checksum/)
   })
 })
 
