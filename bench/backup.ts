@@ -15,7 +15,8 @@ import path from 'node:path'
 import {it} from 'vitest'
 
 import {must, setupDatabase} from '../test/lab/backup-support.js'
-import {BIN, labWorkspace, ROOT} from '../test/lab/deploy-support.js'
+import {labWorkspace, ROOT} from '../test/lab/deploy-support.js'
+import {snapshotCli} from './cli-copy.js'
 import {labAvailable, startLab} from '../test/support/lab/lab.js'
 
 const avail = labAvailable()
@@ -37,6 +38,8 @@ const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`
 const rate = (b: number, ms: number) => `${(b / 1e6 / (ms / 1000)).toFixed(1)} MB/s`
 
 it.skipIf(!avail.ok || !existsSync(path.join(ROOT, 'dist/commands/backup/now.js')))(`backup benchmark${avail.ok ? '' : ` (skipped: ${avail.reason})`}`, async () => {
+  const cli = await snapshotCli()
+  const BIN = cli.bin
   const lab = await startLab({name: 'bench-backup', subnet: SUBNET, machines: [{name: 'database-vm', ip: IP}]})
   const {ws, secrets} = await labWorkspace(lab, {database: IP})
   try {
@@ -64,6 +67,7 @@ it.skipIf(!avail.ok || !existsSync(path.join(ROOT, 'dist/commands/backup/now.js'
     const results: Array<{who: string; ms: number; rawBytes: number; fileBytes: number; rssKb?: number}> = []
     for (let round = 0; round < 2; round++) {
       const a = await autolabs()
+      if (!a.stdout.trim()) throw new Error(`autolabs backup printed nothing (exit ${a.code}): ${a.stderr.slice(-3000)}`)
       const json = JSON.parse(a.stdout) as {manifest: {id: string; parts: Array<{status: string; error?: string; durationMs: number; files: Array<{bytes: number}>; details: {uncompressedBytes: number}}>}}
       const part = json.manifest.parts[0]
       if (a.code !== 0 || part.status !== 'ok') throw new Error(`autolabs backup failed: ${part.error ?? a.stderr.slice(-2000)}`)
@@ -85,5 +89,6 @@ it.skipIf(!avail.ok || !existsSync(path.join(ROOT, 'dist/commands/backup/now.js'
   } finally {
     await lab.stop()
     await rm(ws.root, {recursive: true, force: true})
+    await cli.remove()
   }
 })

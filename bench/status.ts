@@ -12,7 +12,8 @@ import path from 'node:path'
 import {it} from 'vitest'
 
 import {setupDatabase} from '../test/lab/backup-support.js'
-import {BIN, labWorkspace, ROOT} from '../test/lab/deploy-support.js'
+import {labWorkspace, ROOT} from '../test/lab/deploy-support.js'
+import {snapshotCli} from './cli-copy.js'
 import {labAvailable, startLab} from '../test/support/lab/lab.js'
 
 const avail = labAvailable()
@@ -20,6 +21,8 @@ const SUBNET = 48
 const IP = {gitlab: `10.99.${SUBNET}.10`, database: `10.99.${SUBNET}.20`, k8s: `10.99.${SUBNET}.30`}
 
 it.skipIf(!avail.ok || !existsSync(path.join(ROOT, 'dist/commands/status.js')))(`status benchmark${avail.ok ? '' : ` (skipped: ${avail.reason})`}`, async () => {
+  const cli = await snapshotCli()
+  const BIN = cli.bin
   const lab = await startLab({
     name: 'bench-status',
     subnet: SUBNET,
@@ -56,5 +59,6 @@ it.skipIf(!avail.ok || !existsSync(path.join(ROOT, 'dist/commands/status.js')))(
   } finally {
     await lab.stop()
     await rm(ws.root, {recursive: true, force: true})
+    await cli.remove()
   }
 })

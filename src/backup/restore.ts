@@ -31,8 +31,10 @@ async function checkedFile(backupsDir: string, id: string, part: 'postgres' | 'e
 }
 
 /** Replaces the whole PostgreSQL cluster's content with the dump (connections are closed). */
-export async function restorePostgres(backupsDir: string, id: string, sh: BackupShell, opts: {logFile?: string} = {}): Promise<{id: string; durationMs: number}> {
+export async function restorePostgres(backupsDir: string, id: string, connect: () => Promise<BackupShell>, opts: {logFile?: string} = {}): Promise<{id: string; durationMs: number}> {
   const file = await checkedFile(backupsDir, id, 'postgres')
+  // Connect only once the backup is known to be good: a bad id fails fast and offline.
+  const sh = await connect()
   const t0 = Date.now()
   const src = readDecompressed(file)
   const stdin = src.stream.pipe(restoreFilter())
@@ -51,8 +53,9 @@ export async function restorePostgres(backupsDir: string, id: string, sh: Backup
 }
 
 /** Restores etcd from the snapshot; the previous data directory is kept beside the new one. */
-export async function restoreEtcd(backupsDir: string, id: string, sh: BackupShell, opts: {logFile?: string; now?: Date} = {}): Promise<{id: string; previousDataDir?: string; durationMs: number}> {
+export async function restoreEtcd(backupsDir: string, id: string, connect: () => Promise<BackupShell>, opts: {logFile?: string; now?: Date} = {}): Promise<{id: string; previousDataDir?: string; durationMs: number}> {
   const file = await checkedFile(backupsDir, id, 'etcd')
+  const sh = await connect()
   const t0 = Date.now()
   const stamp = backupId(opts.now ?? new Date())
   const remote = `/var/lib/autolabs-etcd-restore-${id}.db`

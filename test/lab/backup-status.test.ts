@@ -157,7 +157,7 @@ systemd-run --unit=idle-client runuser -u postgres -- psql -X -d autolabs -c 'SE
       'damage',
     )
     expect(await counts()).not.toBe(before)
-    const r = await restorePostgres(ws.backupsDir, pgId, await ctx.connect('database'))
+    const r = await restorePostgres(ws.backupsDir, pgId, () => ctx.connect('database'))
     expect(r.id).toBe(pgId)
     expect(await counts()).toBe(before)
     // The platform user logs in with its original password again (scram over TCP, from the host).
@@ -176,7 +176,7 @@ systemd-run --unit=idle-client runuser -u postgres -- psql -X -d autolabs -c 'SE
     expect(must(await m.exec('ls /var/lib/etcd'), 'ls')).not.toMatch(/autolabs-snapshot/)
 
     must(await m.exec(`${ETCDCTL} del /registry/ns/labs >/dev/null && ${ETCDCTL} put /registry/ns/platform v2 >/dev/null && ${ETCDCTL} put /registry/ns/intruder x >/dev/null`), 'change')
-    const restored = await restoreEtcd(ws.backupsDir, r.manifest.id, await ctx.connect('k8s'))
+    const restored = await restoreEtcd(ws.backupsDir, r.manifest.id, () => ctx.connect('k8s'))
     expect(restored.previousDataDir).toMatch(/^\/var\/lib\/etcd\/default\.autolabs-before-\d{8}-\d{6}$/)
     let got = ''
     for (let i = 0; i < 50 && !got.includes('/registry/ns/platform'); i++) {

@@ -49,12 +49,12 @@ Each asks for confirmation; without a terminal pass --yes. The backup's checksum
         if (!(await confirm({message: question, default: false}, {output: process.stderr}))) throw new UsageError('Not confirmed: nothing was changed.')
       }
       if (what === 'postgres') {
-        const r = await restore.restorePostgres(ws.backupsDir, id, await ctx.connect('database'), {logFile: ws.logFile(`restore-postgres-${id}.log`)})
+        const r = await restore.restorePostgres(ws.backupsDir, id, () => ctx.connect('database'), {logFile: ws.logFile(`restore-postgres-${id}.log`)})
         this.info(`PostgreSQL restored from ${id} in ${(r.durationMs / 1000).toFixed(1)} s.`)
         return {what, id, durationMs: r.durationMs}
       }
       if (what === 'etcd') {
-        const r = await restore.restoreEtcd(ws.backupsDir, id, await ctx.connect('k8s'), {logFile: ws.logFile(`restore-etcd-${id}.log`)})
+        const r = await restore.restoreEtcd(ws.backupsDir, id, () => ctx.connect('k8s'), {logFile: ws.logFile(`restore-etcd-${id}.log`)})
         this.info(`etcd restored from ${id}; the previous data is kept in ${r.previousDataDir ?? '(none)'}.`)
         return {what, id, durationMs: r.durationMs, previousDataDir: r.previousDataDir}
       }

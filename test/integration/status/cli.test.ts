@@ -1,0 +1,91 @@
+import {mkdir, writeFile} from 'node:fs/promises'
+import path from 'node:path'
+
+import {stringify} from 'yaml'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+
+import type {StatusReport} from '../../../src/status/types.js'
+import {generateSecrets, saveSecrets} from '../../../src/workspace/secrets.js'
+import {Workspace} from '../../../src/workspace/workspace.js'
+import {removeDir, runCli, tempDir} from '../../support/cli.js'
+import {type PveSim, startPveSim} from '../../support/pve-sim/index.mjs'
+
+// The built CLI against the Proxmox simulator, with VMs on loopback addresses where nothing
+// answers SSH on port 2 (closed): every VM is unreachable over SSH, the API answers.
+describe('autolabs status (CLI)', () => {
+  let sim: PveSim
+  let dir: string
+  let ws: Workspace
+
+  beforeAll(async () => {
+    sim = await startPveSim({version: '9.1', taskDurationMs: 5})
+    sim.addVm(110, {name: 'gitlab-vm', status: 'running', config: {memory: '8192', cores: '4'}})
+    sim.addVm(120, {name: 'database-vm', status: 'running', config: {memory: '4096', cores: '2'}})
+    sim.addVm(130, {name: 'k8s-vm', status: 'stopped', config: {memory: '8192', cores: '4'}})
+    dir = await tempDir()
+    ws = new Workspace(dir)
+    await writeFile(
+      ws.configFile,
+      stringify({
+        proxmox: {url: sim.url, fingerprint: sim.fingerprint, tokenId: sim.adminTokenId},
+        network: {subnet: '127.0.0.0/24', gateway: '127.0.0.1', adminCidrs: ['127.0.0.0/24'], vms: {gitlab: {ip: '127.0.0.2'}, database: {ip: '127.0.0.3'}, k8s: {ip: '127.0.0.4'}}},
+        ssh: {publicKeyFile: path.join(dir, 'id.pub'), privateKeyFile: path.join(dir, 'id'), user: 'debian'},
+      }),
+    )
+    await mkdir(ws.stateDir, {recursive: true})
+    // state.json from Terraform says where the VMs really are: port 2 on loopback (closed).
+    await writeFile(ws.stateFile, JSON.stringify({version: 1, vms: {gitlab: {name: 'gitlab-vm', vmid: 110, ip: '127.0.0.2'}, database: {name: 'database-vm', vmid: 120, ip: '127.0.0.3'}, k8s: {name: 'k8s-vm', vmid: 130, ip: '127.0.0.4'}}}))
+    await writeFile(path.join(dir, 'id'), 'not a key\n', {mode: 0o600})
+    await saveSecrets(ws, generateSecrets(['autolabs', 'zitadel', 'gitlab']))
+  })
+  afterEach(() => {
+    expect(sim.invalidRequests).toEqual([])
+  })
+  afterAll(async () => {
+    await sim?.stop()
+    await removeDir(dir)
+  })
+
+  it('--json: the documented shape, VM metrics from the API, SSH unreachable → exit 3, within seconds', async () => {
+    const t0 = Date.now()
+    const r = await runCli(['status', '--json', '--dir', dir, '--connect-timeout', '2'], {env: {AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret}})
+    const wall = Date.now() - t0
+    expect(r.exitCode, r.stderr).toBe(3)
+    const rep = JSON.parse(r.stdout) as StatusReport
+    expect(Object.keys(rep)).toEqual(['schemaVersion', 'checkedAt', 'durationMs', 'overall', 'exitCode', 'summary', 'vms', 'checks'])
+    expect(rep).toMatchObject({schemaVersion: 1, overall: 'unreachable', exitCode: 3})
+    expect(rep.vms.map((v) => [v.name, v.vmid, v.ip, v.state])).toEqual([
+      ['gitlab-vm', 110, '127.0.0.2', 'running'],
+      ['database-vm', 120, '127.0.0.3', 'running'],
+      ['k8s-vm', 130, '127.0.0.4', 'stopped'],
+    ])
+    expect(rep.vms[1]).toMatchObject({cpuPct: 5, memPct: 40})
+    expect(rep.checks.find((c) => c.id === 'k8s/vm')).toMatchObject({status: 'fail', detail: 'VM is stopped'})
+    expect(rep.checks.find((c) => c.id === 'database/ssh')).toMatchObject({status: 'unreachable', detail: expect.stringMatching(/^SSH to 127\.0\.0\.3/)})
+    for (const c of rep.checks) expect(Object.keys(c).sort()).toEqual(expect.arrayContaining(['detail', 'durationMs', 'id', 'name', 'status', 'target']))
+    // No secret in the output.
+    expect(r.stdout + r.stderr).not.toContain(sim.adminTokenSecret)
+    expect(wall).toBeLessThan(10_000)
+  })
+
+  it('prints one screen of text on stdout without --json, with the verdict in the last line', async () => {
+    const r = await runCli(['status', '--dir', dir, '--connect-timeout', '1'], {env: {AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret}})
+    expect(r.exitCode).toBe(3)
+    expect(r.stdout).toMatch(/^VM\s+VMID\s+IP\s+STATE/)
+    expect(r.stdout).toMatch(/k8s-vm\s+130\s+127\.0\.0\.4\s+stopped/)
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^UNREACHABLE \(exit 3\): \d+ ok, 0 warnings, \d+ failed, \d+ unreachable/)
+  })
+
+  it('refuses --watch without a terminal (exit 2), naming the alternative', async () => {
+    const r = await runCli(['status', '--watch', '--dir', dir])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/--watch redraws a terminal/)
+    expect(r.stderr).toMatch(/autolabs status --json/)
+  })
+
+  it('without Proxmox credentials the VM rows are skipped, not failed', async () => {
+    const r = await runCli(['status', '--json', '--dir', dir, '--connect-timeout', '1'])
+    const rep = JSON.parse(r.stdout) as StatusReport
+    expect(rep.checks.filter((c) => c.id.endsWith('/vm')).map((c) => c.status)).toEqual(['skipped', 'skipped', 'skipped'])
+  })
+})
