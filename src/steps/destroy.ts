@@ -1,4 +1,6 @@
+import {existsSync} from 'node:fs'
 import {rm} from 'node:fs/promises'
+import path from 'node:path'
 
 import type {Config} from '../config/schema.js'
 import {UsageError, UserError} from '../errors.js'
@@ -46,12 +48,17 @@ export async function destroyEnvironment(opts: DestroyOptions): Promise<DestroyR
   const {workspace: ws, config, terraform} = opts
   const emit = (e: DestroyEvent) => opts.onEvent?.(e)
 
-  emit({type: 'phase', phase: 'version', message: 'Checking Terraform'})
-  await terraform.version()
-  emit({type: 'phase', phase: 'init', message: 'terraform init'})
-  await terraform.init()
-  emit({type: 'phase', phase: 'state', message: 'Reading what Terraform manages'})
-  const resources = await terraform.state()
+  // No state file: Terraform never created anything here (local state is the only backend
+  // autolabs renders), so there is nothing to destroy and no reason to need the provider.
+  let resources: StateResource[] = []
+  if (existsSync(path.join(ws.terraformDir, 'terraform.tfstate'))) {
+    emit({type: 'phase', phase: 'version', message: 'Checking Terraform'})
+    await terraform.version()
+    emit({type: 'phase', phase: 'init', message: 'terraform init'})
+    await terraform.init()
+    emit({type: 'phase', phase: 'state', message: 'Reading what Terraform manages'})
+    resources = await terraform.state()
+  }
   emit({type: 'resources', resources})
 
   if (resources.length > 0 && !opts.yes) {

@@ -242,6 +242,14 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     expect(existsSync(env.ws.secretsFile)).toBe(false)
   })
 
+  it('destroys nothing, and needs no terraform, in a workspace that was never provisioned', async () => {
+    env = await setup()
+    const result = await destroyEnvironment({workspace: env.ws, config: env.config, terraform: env.terraform({}), yes: false, purge: false})
+    expect(result.destroyed).toEqual([])
+    const {readdir} = await import('node:fs/promises')
+    expect(existsSync(env.ws.logsDir) ? await readdir(env.ws.logsDir) : []).toEqual([])
+  })
+
   it('verifies TLS: without the pinned certificate the provider refuses the simulator', async () => {
     env = await setup()
     // The system roots only (no autolabs bundle): like Go, the fake then cannot verify the
