@@ -47,8 +47,15 @@ export async function streamToFile(
     sink = pipeline(counter, hasher, out)
   }
   sink.catch(() => undefined)
+  // If the local side fails (disk full, zstd died), stop waiting for the remote command: it
+  // would block on a full pipe until its timeout. The session is closed by the caller.
+  const sinkFailed = new Promise<never>((_, reject) => sink.catch(reject))
+  sinkFailed.catch(() => undefined)
   try {
-    const r = await sh.exec(script, {args: opts.args, sudo: true, stdout: counter, timeoutMs: opts.timeoutMs ?? 6 * HOURS, label: opts.label, logFile: opts.logFile})
+    const r = await Promise.race([
+      sh.exec(script, {args: opts.args, sudo: true, stdout: counter, timeoutMs: opts.timeoutMs ?? 6 * HOURS, label: opts.label, logFile: opts.logFile}),
+      sinkFailed,
+    ])
     counter.end()
     await sink
     if (r.code !== 0) failed(opts.label, r)

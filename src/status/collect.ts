@@ -89,7 +89,14 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
   const checks: Array<Promise<CheckResult>> = []
   const shells: Array<Promise<RemoteShell>> = []
 
-  const run = (target: CheckResult['target'], id: string, name: string, timeoutMs: number, fn: (signal: AbortSignal) => Promise<Verdict>): void => {
+  const run = (
+    target: CheckResult['target'],
+    id: string,
+    name: string,
+    timeoutMs: number,
+    fn: (signal: AbortSignal) => Promise<Verdict>,
+    onTimeout: CheckStatus = 'fail',
+  ): void => {
     checks.push(
       (async () => {
         const start = Date.now()
@@ -98,7 +105,7 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
         const timeout = new Promise<Verdict>((resolve) => {
           timer = setTimeout(() => {
             ac.abort(new Error('timeout'))
-            resolve({status: 'fail', detail: `no answer within ${timeoutMs / 1000} s`})
+            resolve({status: onTimeout, detail: `no answer within ${timeoutMs / 1000} s`})
           }, timeoutMs)
         })
         let v: Verdict
@@ -126,7 +133,9 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
         } catch (error) {
           const msg = oneLine(error)
           // The API answering with an error (no such VM) is a failure; no answer at all is "unreachable".
-          if (/ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|fetch failed|timeout|certificate|socket/i.test(msg)) throw new Unreachable(`Proxmox API: ${msg}`)
+          if ((error as Error)?.name === 'ProxmoxUnreachableError' || /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|fetch failed|timeout|certificate|socket/i.test(msg)) {
+            throw new Unreachable(`Proxmox API: ${msg}`)
+          }
           return {status: 'fail', detail: `Proxmox: ${msg}`}
         }
         const metrics: VmMetrics = {state: s.status, uptimeSec: s.uptime}
@@ -141,7 +150,7 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
         const warn = metricWarnings({cpuPct: metrics.cpuPct, memPct: metrics.memPct}, thresholds)
         const detail = `running; CPU ${metrics.cpuPct === undefined ? '?' : fmtPct(metrics.cpuPct)}, memory ${metrics.memPct === undefined ? '?' : fmtPct(metrics.memPct)}`
         return warn.length > 0 ? {status: 'warn', detail: warn.join('; '), metrics} : {status: 'ok', detail, metrics}
-      })
+      }, 'unreachable')
     } else {
       run(vm.role, 'vm', `VM ${vm.name} (${vm.vmid})`, 1000, async () => ({status: 'skipped', detail: 'no Proxmox credentials in this workspace'}))
     }
