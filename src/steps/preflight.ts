@@ -200,7 +200,7 @@ async function proxmoxChecks(client: ProxmoxClient, input: PreflightInput, add: 
     const bridges = await client.bridges(node)
     const b = bridges.find((x) => x.iface === config.proxmox.bridge)
     if (!b)
-      add({id: 'bridge', title: `Bridge ${config.proxmox.bridge}`, status: 'fail', detail: `no bridge "${config.proxmox.bridge}" on ${node} (has: ${bridges.map((x) => x.iface).join(', ') || 'none'})`, fix: 'Create it (System → Network → Create → Linux Bridge) or set proxmox.bridge / --proxmox-bridge.'})
+      add({id: 'bridge', title: `Bridge ${config.proxmox.bridge}`, status: 'fail', detail: `no bridge "${config.proxmox.bridge}" on ${node} (has: ${bridges.map((x) => x.iface).join(', ') || 'none'})`, fix: 'Create it (System → Network → Create → Linux Bridge) or set proxmox.bridge in autolabs.yaml (init: --bridge).'})
     else if (!b.active) add({id: 'bridge', title: `Bridge ${b.iface}`, status: 'warn', detail: 'exists but is not active', fix: 'Apply the network configuration on the host (System → Network → Apply Configuration).'})
     else add({id: 'bridge', title: `Bridge ${b.iface}`, status: 'pass', detail: b.cidr ? `active, ${b.cidr}` : 'active'})
   })
