@@ -4,7 +4,7 @@
  * accepts only that user.
  *
  *   const avail = sshdAvailable()                 // {ok, reason} for describe.skipIf
- *   const sshd = await startSshd()                // {host, port, user, keyPath, hostFingerprint, knownHostsLine}
+ *   const sshd = await startSshd({maxSessions?})  // {host, port, user, keyPath, hostFingerprint, hostPublicKey}
  *   await sshd.killConnections()                  // drops every client connection (listener stays)
  *   await sshd.restart({newHostKey: true})        // same port, new host key ("VM re-created")
  *   await sshd.stop()
@@ -76,7 +76,7 @@ process.on('exit', () => {
   for (const c of running) c.kill('SIGKILL')
 })
 
-export async function startSshd(): Promise<Sshd> {
+export async function startSshd(opts: {maxSessions?: number} = {}): Promise<Sshd> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'autolabs-sshd-'))
   const user = os.userInfo().username
   const root = process.getuid?.() === 0
@@ -105,7 +105,7 @@ export async function startSshd(): Promise<Sshd> {
       'StrictModes no',
       'PermitRootLogin prohibit-password',
       'LogLevel ERROR',
-      'MaxSessions 50',
+      `MaxSessions ${opts.maxSessions ?? 50}`,
       'MaxStartups 50',
       '',
     ].join('\n'),
