@@ -20,6 +20,8 @@ export interface Question<T> {
   default?: T
   /** Returns an error message or true. */
   validate?: (value: T) => string | true
+  /** Applied to what was typed or given before it is validated (e.g. add https:// and :8006). */
+  normalize?: (value: T) => T
   choices?: Array<{name: string; value: T; description?: string}>
   secret?: boolean
   kind?: 'text' | 'number' | 'select' | 'confirm'
@@ -38,7 +40,8 @@ export function canPrompt(): boolean {
 }
 
 export async function ask<T>(q: Question<T>, ctx: AskContext): Promise<T> {
-  const check = (v: T, origin: string): T => {
+  const check = (raw: T, origin: string): T => {
+    const v = q.normalize ? q.normalize(raw) : raw
     const ok = q.validate ? q.validate(v) : true
     if (ok !== true) throw new ConfigError(origin, [{path: q.key, message: ok}])
     return v
@@ -57,7 +60,7 @@ export async function ask<T>(q: Question<T>, ctx: AskContext): Promise<T> {
 
 async function prompt<T>(q: Question<T>, fallback: T | undefined): Promise<T> {
   const inq = await import('@inquirer/prompts')
-  const validate = (v: unknown) => (q.validate ? q.validate(v as T) : true)
+  const validate = (v: unknown) => (q.validate ? q.validate((q.normalize ? q.normalize(v as T) : v) as T) : true)
   const opts = {output: process.stderr}
   if (q.secret) return (await inq.password({message: q.message, mask: '*', validate}, opts)) as T
   if (q.choices) return (await inq.select({message: q.message, choices: q.choices, default: fallback}, opts)) as T

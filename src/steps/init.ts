@@ -126,7 +126,8 @@ export async function collectAnswers(
   }
 
   await q('name', '--name', 'AUTOLABS_NAME', 'Environment name:', flags.name)
-  const url = await q<string>('proxmox.url', '--proxmox-url', 'AUTOLABS_PROXMOX_URL', 'Proxmox VE URL (https://host:8006):', flags.proxmoxUrl && normalizeProxmoxUrl(flags.proxmoxUrl), {
+  const url = await q<string>('proxmox.url', '--proxmox-url', 'AUTOLABS_PROXMOX_URL', 'Proxmox VE URL (https://host:8006):', flags.proxmoxUrl, {
+    normalize: normalizeProxmoxUrl,
     // A real run needs a real host: the placeholder default only serves --dry-run.
     required: opts.needCredentials,
     default: opts.needCredentials ? undefined : defaults.proxmox.url,
