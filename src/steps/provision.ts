@@ -5,7 +5,7 @@ import {type Config, type Role, ROLES} from '../config/schema.js'
 import {UsageError, UserError} from '../errors.js'
 import {assertProvisionable, type TerraformVariables} from '../render/terraform.js'
 import type {UiEvent} from '../terraform/events.js'
-import {formatPlanSummary, type PlanSummary} from '../terraform/summary.js'
+import {formatPlanSummary, type PlanSummary, vmsAtRisk} from '../terraform/summary.js'
 import type {Terraform, TerraformOutput} from '../terraform/terraform.js'
 import type {Secrets} from '../workspace/secrets.js'
 import {updateState, type VmRecord} from '../workspace/state.js'
@@ -28,6 +28,8 @@ export interface ProvisionOptions {
   terraform: TerraformPort
   /** --yes: apply without asking. */
   yes: boolean
+  /** With --yes, also apply a plan that destroys or replaces a VM (its data is lost). */
+  allowDataLoss?: boolean
   /** Asks the user to accept the plan (a TTY prompt); absent without a terminal. */
   confirm?: (summary: PlanSummary, text: string) => Promise<boolean>
   onEvent?: (e: ProvisionEvent) => void
@@ -93,6 +95,13 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
 
     let applied = false
     if (plan.resources.length > 0) {
+      const atRisk = vmsAtRisk(plan)
+      if (atRisk.length > 0 && opts.yes && !opts.allowDataLoss) {
+        throw new UserError(`Not applied: the plan would destroy or replace ${atRisk.map((r) => r.name ?? r.address).join(', ')}, and with it the VM's disks.`, {
+          suggestion:
+            'This usually follows a changed VMID, image or storage in autolabs.yaml. Undo that change, or run without --yes to review and confirm the plan, or use `autolabs destroy` to start over.',
+        })
+      }
       if (!opts.yes) {
         if (!opts.confirm) {
           throw new UsageError('Terraform wants to change the infrastructure and there is no terminal to confirm it.', {
@@ -123,6 +132,8 @@ export interface ProvisionWorkspaceOptions {
   config: Config
   secrets?: Secrets
   yes: boolean
+  /** See ProvisionOptions.allowDataLoss. */
+  allowDataLoss?: boolean
   /** A terminal to ask on (and no --json). */
   interactive: boolean
   /** Chatter (stderr). */
@@ -145,6 +156,7 @@ export async function provisionWorkspace(opts: ProvisionWorkspaceOptions): Promi
     secrets: opts.secrets,
     terraform,
     yes: opts.yes,
+    allowDataLoss: opts.allowDataLoss,
     confirm: opts.interactive
       ? async () => {
           const {confirm} = await import('@inquirer/prompts')

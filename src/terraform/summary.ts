@@ -11,6 +11,8 @@ export interface PlannedResource {
   action: PlanAction
   /** The VM or file name from the planned values, when known. */
   name?: string
+  /** Terraform's action_reason, e.g. replace_because_tainted, replace_because_cannot_update. */
+  reason?: string
 }
 
 export interface PlanSummary {
@@ -49,7 +51,7 @@ export function summarizePlan(plan: Json): PlanSummary {
     const action = actionOf((rc.change?.actions ?? []) as string[])
     if (action === 'no-op' || action === 'read') continue
     const name = nameOf(action === 'delete' ? rc.change?.before : rc.change?.after) ?? nameOf(rc.change?.before)
-    resources.push({address: String(rc.address), type: String(rc.type), action, ...(name ? {name} : {})})
+    resources.push({address: String(rc.address), type: String(rc.type), action, ...(name ? {name} : {}), ...(rc.action_reason ? {reason: String(rc.action_reason)} : {})})
   }
   const count = (a: PlanAction) => resources.filter((r) => r.action === a).length
   const replace = count('replace')
@@ -87,4 +89,18 @@ export function stateResources(state: Json): StateResource[] {
   }
   walk(state.values?.root_module)
   return out
+}
+
+/**
+ * VMs the plan would destroy or replace (their disks and data go with them). A VM left
+ * half-made by a failed apply (tainted) is not counted: replacing it is how a re-run resumes.
+ */
+export function vmsAtRisk(s: PlanSummary): PlannedResource[] {
+  return s.resources.filter(
+    (r) =>
+      (r.action === 'delete' || r.action === 'replace') &&
+      r.type === 'proxmox_virtual_environment_vm' &&
+      !r.address.endsWith('.template') &&
+      r.reason !== 'replace_because_tainted',
+  )
 }

@@ -80,3 +80,20 @@ describe('cloud-init modes and changes after provisioning', () => {
     expect(env.sim.vm(110).config.cores).toBe('4')
   })
 })
+
+describe('changes that would lose data', () => {
+  it('refuses under --yes a plan that replaces a VM (a changed VMID), and applies it only when allowed', async () => {
+    env = await setup()
+    await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
+    const moved = configSchema.parse({...env.config, vms: {...env.config.vms, database: {...env.config.vms.database, vmid: 125}}})
+    await writeTerraform(env.ws.terraformDir, await renderTerraform(moved, await loadSecrets(env.ws), {sshPublicKeys: [KEY]}))
+    const err = await provision({workspace: env.ws, config: moved, terraform: env.terraform(), yes: true}).catch((e: unknown) => e)
+    expect((err as Error).message).toBe("Not applied: the plan would destroy or replace database-vm, and with it the VM's disks.")
+    expect(env.sim.state.vms.has(120)).toBe(true)
+
+    const done = await provision({workspace: env.ws, config: moved, terraform: env.terraform(), yes: true, allowDataLoss: true})
+    expect(done.plan.resources.map((r) => `${r.action} ${r.address}`)).toContain('replace proxmox_virtual_environment_vm.database')
+    expect(env.sim.state.vms.has(120)).toBe(false)
+    expect(env.sim.vm(125).config.name).toBe('database-vm')
+  })
+})

@@ -68,3 +68,19 @@ describe('stateResources (terraform show -json without a plan)', () => {
     expect(stateResources({format_version: '1.0'})).toEqual([])
   })
 })
+
+describe('vmsAtRisk', () => {
+  it('lists VMs a plan destroys or replaces, but not the template nor a tainted half-made VM', async () => {
+    const {vmsAtRisk} = await import('../../../src/terraform/summary.js')
+    const plan = {
+      resource_changes: [
+        {...change('proxmox_virtual_environment_vm.database', ['delete', 'create'], {name: 'database-vm'}, {name: 'database-vm'}), action_reason: 'replace_because_cannot_update'},
+        {...change('proxmox_virtual_environment_vm.gitlab', ['delete', 'create'], {name: 'gitlab-vm'}, {name: 'gitlab-vm'}), action_reason: 'replace_because_tainted'},
+        change('proxmox_virtual_environment_vm.template', ['delete', 'create'], {name: 't'}, {name: 't'}),
+        change('proxmox_virtual_environment_vm.k8s', ['delete'], {name: 'k8s-vm'}, null),
+        change('proxmox_download_file.cloud_image', ['delete', 'create'], {file_name: 'a.qcow2'}, {file_name: 'b.qcow2'}),
+      ],
+    }
+    expect(vmsAtRisk(summarizePlan(plan)).map((r) => r.name)).toEqual(['database-vm', 'k8s-vm'])
+  })
+})
