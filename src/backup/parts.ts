@@ -10,7 +10,7 @@ import {pipeline} from 'node:stream/promises'
 import {ExternalError} from '../errors.js'
 import {snapshotName} from './id.js'
 import type {BackupFile, PartRecord} from './manifest.js'
-import {CAT_AND_REMOVE, ETCD_SNAPSHOT, GITLAB_BACKUP, GITLAB_HOME, PG_DUMPALL, PG_INFO, type BackupShell} from './remote.js'
+import {CAT_AND_REMOVE, ETCD_SNAPSHOT, GITLAB_BACKUP, GITLAB_HOME, PG_DUMPALL, PG_DUMPALL_ZSTD, PG_INFO, type BackupShell} from './remote.js'
 import {ByteCounter, type Compression, compressor, extensionOf, Hasher} from './streams.js'
 
 export type PartOutcome = Pick<PartRecord, 'files' | 'versions' | 'details'>
@@ -32,7 +32,7 @@ export async function streamToFile(
   sh: BackupShell,
   script: string,
   file: string,
-  opts: {args?: string[]; compression?: Compression; onBytes?: OnBytes; label: string; timeoutMs?: number; logFile?: string},
+  opts: {args?: string[]; compression?: Compression; onBytes?: OnBytes; label: string; timeoutMs?: number; logFile?: string; stderr?: string[]},
 ): Promise<BackupFile & {rawBytes: number}> {
   const counter = new ByteCounter(opts.onBytes)
   const hasher = new Hasher()
@@ -59,6 +59,7 @@ export async function streamToFile(
     counter.end()
     await sink
     if (r.code !== 0) failed(opts.label, r)
+    opts.stderr?.push(r.stderr)
   } catch (error) {
     counter.destroy()
     out.destroy()
@@ -68,17 +69,35 @@ export async function streamToFile(
   return {path: path.basename(file), bytes: hasher.bytes, sha256: hasher.digest(), rawBytes: counter.bytes}
 }
 
-export async function backupPostgres(sh: BackupShell, dir: string, opts: {compression: Compression; onBytes?: OnBytes; logFile?: string}): Promise<PartOutcome> {
+export async function backupPostgres(sh: BackupShell, dir: string, opts: {compression: Compression; onBytes?: OnBytes; logFile?: string; remoteCompression?: boolean}): Promise<PartOutcome> {
   const info = await sh.exec(PG_INFO, {sudo: true, timeoutMs: 60_000, label: 'PostgreSQL version and databases', logFile: opts.logFile})
   if (info.code !== 0) failed('PostgreSQL version and databases', info)
-  const [server, dumpall, ...databases] = info.stdout.trim().split('\n').map((l) => l.trim())
+  const [zstdLine, server, dumpall, ...databases] = info.stdout.trim().split('\n').map((l) => l.trim())
   const file = path.join(dir, `postgres.sql${extensionOf(opts.compression)}`)
-  const f = await streamToFile(sh, PG_DUMPALL, file, {compression: opts.compression, onBytes: opts.onBytes, label: 'pg_dumpall', logFile: opts.logFile})
-  if (f.rawBytes === 0) throw new ExternalError('pg_dumpall produced no output.', {command: 'pg_dumpall'})
+  // zstd on both ends: compress on the VM, so only the compressed stream crosses the network.
+  const remote = opts.compression === 'zstd' && zstdLine === 'zstd=yes' && opts.remoteCompression !== false
+  let f: BackupFile & {rawBytes: number}
+  let rawBytes: number
+  if (remote) {
+    const stderr: string[] = []
+    f = await streamToFile(sh, PG_DUMPALL_ZSTD, file, {onBytes: opts.onBytes, label: 'pg_dumpall | zstd', logFile: opts.logFile, stderr})
+    rawBytes = Number(/^(\d+) bytes/m.exec(stderr.join('\n'))?.[1] ?? Number.NaN)
+    if (!Number.isFinite(rawBytes)) throw new ExternalError('pg_dumpall | zstd did not report its size (dd).', {command: 'pg_dumpall', stderrTail: stderr.join('\n').slice(-2000)})
+  } else {
+    f = await streamToFile(sh, PG_DUMPALL, file, {compression: opts.compression, onBytes: opts.onBytes, label: 'pg_dumpall', logFile: opts.logFile})
+    rawBytes = f.rawBytes
+  }
+  if (rawBytes === 0) throw new ExternalError('pg_dumpall produced no output.', {command: 'pg_dumpall'})
   return {
     files: [{path: f.path, bytes: f.bytes, sha256: f.sha256}],
     versions: {postgres: server, pg_dumpall: dumpall},
-    details: {databases: databases.filter(Boolean), uncompressedBytes: f.rawBytes, compression: opts.compression, format: 'pg_dumpall --clean --if-exists'},
+    details: {
+      databases: databases.filter(Boolean),
+      uncompressedBytes: rawBytes,
+      compression: opts.compression,
+      compressedOn: remote ? 'vm' : 'workstation',
+      format: 'pg_dumpall --clean --if-exists',
+    },
   }
 }
 

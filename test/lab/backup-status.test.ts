@@ -94,6 +94,8 @@ describe.skipIf(!avail.ok || !hasHostTools)(`backup and status on lab machines${
     const part = r.manifest.parts[0]
     expect(part, part.error).toMatchObject({part: 'postgres', status: 'ok'})
     expect(part.versions?.postgres).toMatch(/^15\./)
+    // Debian's minimal system has no zstd: the dump was compressed on this side.
+    expect(part.details?.compressedOn).toBe('workstation')
     expect(part.details?.databases).toEqual(expect.arrayContaining(['autolabs', 'gitlab', 'zitadel', 'postgres']))
     const file = path.join(r.dir, 'postgres.sql.zst')
     expect(part.files).toEqual([{path: 'postgres.sql.zst', bytes: (await stat(file)).size, sha256: (await sha256File(file)).sha256}])
@@ -163,6 +165,23 @@ systemd-run --unit=idle-client runuser -u postgres -- psql -X -d autolabs -c 'SE
     // The platform user logs in with its original password again (scram over TCP, from the host).
     const login = await sh('psql', ['-X', '-At', '-h', IP.database, '-U', 'gitlab', '-d', 'gitlab', '-c', 'SELECT count(*) FROM items'], {env: {PGPASSWORD: secrets.postgres.users.gitlab, PGCONNECT_TIMEOUT: '5'}})
     expect(login.stdout.trim(), login.stderr).toBe('20000')
+  })
+
+  it('with zstd on the VM the dump is compressed there: only the compressed stream crosses the network', async () => {
+    const m = lab.machine('database-vm')
+    must(await m.exec('DEBIAN_FRONTEND=noninteractive apt-get install -y -q zstd >/dev/null', {timeoutMs: 300_000}), 'install zstd')
+    const progress: number[] = []
+    const r = await runBackup(
+      {backupsDir: ws.backupsDir, node: 'pve', vms: ctx.vms, parts: ['postgres'], onEvent: (e) => e.type === 'bytes' && progress.push(e.bytes)},
+      {connect: (role) => ctx.connect(role), now: () => new Date(Date.now() + 2000)},
+    )
+    const part = r.manifest.parts[0]
+    expect(part, part.error).toMatchObject({status: 'ok', details: {compressedOn: 'vm'}})
+    // What streamed is the compressed size; dd on the VM reported the raw size.
+    expect(progress.at(-1)).toBe(part.files[0].bytes)
+    expect(part.details?.uncompressedBytes as number).toBeGreaterThan(part.files[0].bytes * 2)
+    const v = await verifyBackup(ws.backupsDir, r.manifest.id, {connectDatabase: () => ctx.connect('database')})
+    expect(v.ok, JSON.stringify(v.postgres)).toBe(true)
   })
 
   it('backup now --only etcd snapshots etcd with the kubeadm-path certificates; restore etcd brings the keys back', async () => {

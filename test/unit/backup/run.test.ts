@@ -1,3 +1,4 @@
+import {execFileSync} from 'node:child_process'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -7,7 +8,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {streamToFile} from '../../../src/backup/parts.js'
 import type {BackupShell} from '../../../src/backup/remote.js'
 import {type BackupEvent, runBackup} from '../../../src/backup/run.js'
-import {readDecompressed} from '../../../src/backup/streams.js'
+import {hasZstd, readDecompressed} from '../../../src/backup/streams.js'
 
 let dir: string
 beforeEach(async () => {
@@ -41,7 +42,7 @@ const DUMP = Array.from({length: 30_000}, (_, i) => `INSERT INTO t VALUES (${i},
 describe('runBackup', () => {
   it('runs the parts at once; one failing part is recorded and the others complete', async () => {
     const events: BackupEvent[] = []
-    const db = fakeShell((s) => (s.includes('pg_dumpall --version') ? {code: 0, out: '15.14\n15.14\nautolabs\ngitlab\nzitadel\n'} : s.includes('exec runuser -u postgres -- pg_dumpall') ? {code: 0, out: DUMP} : {code: 99}))
+    const db = fakeShell((s) => (s.includes('pg_dumpall --version') ? {code: 0, out: 'zstd=no\n15.14\n15.14\nautolabs\ngitlab\nzitadel\n'} : s.includes('exec runuser -u postgres -- pg_dumpall') ? {code: 0, out: DUMP} : {code: 99}))
     const gitlab = fakeShell(() => ({code: 1, stderr: 'Error response from daemon: No such container: gitlab'}))
     const k8s = fakeShell((s) => (s.includes('snapshot save') ? {code: 0, out: '3.5.21\n'} : s.includes('cat -- "$1"') ? {code: 0, out: Buffer.alloc(100_000, 7)} : {code: 99}))
     const r = await runBackup(
@@ -65,8 +66,31 @@ describe('runBackup', () => {
     expect(bytes.at(-1)).toBe(DUMP.length)
   })
 
+  it.skipIf(!hasZstd())('compresses on the VM when both ends have zstd: only the compressed stream crosses, dd reports the raw size', async () => {
+    const compressed = execFileSync('zstd', ['-q', '-3', '-c'], {input: DUMP})
+    const seen: string[] = []
+    const db = fakeShell((s) => {
+      seen.push(s)
+      if (s.includes('pg_dumpall --version')) return {code: 0, out: 'zstd=yes\n15.14\n15.14\nautolabs\n'}
+      if (s.includes('| dd bs=256k | zstd')) return {code: 0, out: compressed, stderr: `1+1 records in\n${DUMP.length} bytes (${DUMP.length} B) copied, 0.1 s, 1 MB/s\n`}
+      return {code: 99}
+    })
+    const bytes: number[] = []
+    const r = await runBackup(
+      {backupsDir: dir, node: 'pve', vms: [{role: 'database', name: 'database-vm', vmid: 120}], parts: ['postgres'], compression: 'zstd', onEvent: (e) => e.type === 'bytes' && bytes.push(e.bytes)},
+      {connect: async () => db},
+    )
+    expect(r.manifest.parts[0]).toMatchObject({status: 'ok', files: [{path: 'postgres.sql.zst', bytes: compressed.length}], details: {uncompressedBytes: DUMP.length, compressedOn: 'vm'}})
+    expect(bytes.at(-1)).toBe(compressed.length)
+    const {stream, done} = readDecompressed(path.join(r.dir, 'postgres.sql.zst'))
+    let text = ''
+    for await (const c of stream) text += c
+    await done
+    expect(text).toBe(DUMP)
+  })
+
   it('fails the postgres part (and removes the partial file) when pg_dumpall exits non-zero mid-stream', async () => {
-    const db = fakeShell((s) => (s.includes('pg_dumpall --version') ? {code: 0, out: '15\n15\nautolabs\n'} : {code: 1, out: 'partial dump', stderr: 'pg_dumpall: error: query failed: server closed the connection'}))
+    const db = fakeShell((s) => (s.includes('pg_dumpall --version') ? {code: 0, out: 'zstd=no\n15\n15\nautolabs\n'} : {code: 1, out: 'partial dump', stderr: 'pg_dumpall: error: query failed: server closed the connection'}))
     const r = await runBackup({backupsDir: dir, node: 'pve', vms: [{role: 'database', name: 'database-vm', vmid: 120}], parts: ['postgres'], compression: 'gzip'}, {connect: async () => db})
     expect(r.manifest.status).toBe('failed')
     expect(r.manifest.parts[0].error).toMatch(/pg_dumpall failed \(exit 1\)\.\npg_dumpall: error: query failed/)
