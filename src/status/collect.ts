@@ -185,6 +185,9 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
     })
 
     if (vm.role === 'database') {
+      if (Object.keys(plan.postgresUsers).length === 0) {
+        run(vm.role, 'postgres-login', 'PostgreSQL logins', 1000, async () => ({status: 'skipped', detail: 'no database passwords in .autolabs/secrets.yaml'}))
+      }
       for (const [db, pw] of Object.entries(plan.postgresUsers)) {
         const c = pgLoginCmd(vm.ip, db, db)
         run(vm.role, `postgres-login/${db}`, `PostgreSQL login ${db}`, connectMs + checkMs, async (signal) => {
@@ -192,7 +195,8 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
           return parsePgLogin(r.code, r.stdout, r.stderr)
         })
       }
-      if (plan.redisPassword) {
+      if (!plan.redisPassword) run(vm.role, 'redis', 'Redis PING (AUTH)', 1000, async () => ({status: 'skipped', detail: 'no Redis password in .autolabs/secrets.yaml'}))
+      else {
         const c = redisPingCmd(vm.ip)
         const pw = plan.redisPassword
         run(vm.role, 'redis', 'Redis PING (AUTH)', connectMs + checkMs, async (signal) => {

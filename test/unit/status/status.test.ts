@@ -214,6 +214,13 @@ describe('collectStatus', () => {
     expect(r2.checks.find((c) => c.id === 'gitlab/registry')?.status).toBe('fail')
   })
 
+  it('skips (does not fail) the login checks when the workspace has no secrets', async () => {
+    const r = await collectStatus(plan({postgresUsers: {}, redisPassword: undefined}), deps())
+    expect(r.checks.find((c) => c.id === 'database/postgres-login')).toMatchObject({status: 'skipped', detail: expect.stringMatching(/secrets\.yaml/)})
+    expect(r.checks.find((c) => c.id === 'database/redis')).toMatchObject({status: 'skipped'})
+    expect(r.exitCode).toBe(0)
+  })
+
   it('formats rows and text: one row per VM and per check, with the verdict in the footer', async () => {
     const r = await collectStatus(plan(), deps())
     const rows = toRows(r)
