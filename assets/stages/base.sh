@@ -8,6 +8,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 APT_PROXY_FILE=${APT_PROXY_FILE:-/etc/apt/apt.conf.d/01autolabs-proxy}
 APT_TIMEOUTS_FILE=${APT_TIMEOUTS_FILE:-/etc/apt/apt.conf.d/02autolabs-timeouts}
 BASE_PACKAGES=(ca-certificates curl gnupg iproute2 python3)
+# Installed with the base packages in one apt run (each dpkg run costs seconds); the steps
+# below configure them and install whatever is still missing.
+extra_packages() {
+  printf '%s\n' qemu-guest-agent ufw
+  pkg_installed chrony || printf '%s\n' systemd-timesyncd
+}
 
 # --- wait_boot: cloud-init finished, nobody holds apt --------------------------------------
 apt_busy() { pgrep -x 'apt|apt-get|dpkg|unattended-upgr|aptitude' >/dev/null 2>&1; }
@@ -56,7 +62,9 @@ check_packages() {
 }
 do_packages() {
   apt_update
-  apt_install "${BASE_PACKAGES[@]}"
+  local extra
+  mapfile -t extra < <(extra_packages)
+  apt_install "${BASE_PACKAGES[@]}" "${extra[@]}"
 }
 
 # --- guest_agent --------------------------------------------------------------------------
