@@ -99,6 +99,7 @@ export async function destroyEnvironment(opts: DestroyOptions): Promise<DestroyR
   const removed: string[] = []
   const kept: string[] = []
   for (const p of [ws.secretsFile, ws.backupsDir]) {
+    if (!existsSync(p)) continue
     if (opts.purge) {
       await rm(p, {recursive: true, force: true})
       removed.push(p)
