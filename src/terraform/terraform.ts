@@ -11,6 +11,8 @@ import {type PlanSummary, stateResources, type StateResource, summarizePlan} fro
 
 export const MIN_TERRAFORM_VERSION = '1.5.0'
 
+const WINDOWS = process.platform === 'win32'
+
 export interface TerraformOptions {
   /** The rendered terraform/ directory. */
   cwd: string
@@ -211,7 +213,10 @@ export class Terraform {
       stdin: 'ignore',
       buffer: false,
       reject: false,
-      detached: true,
+      // Own process group: the terminal's Ctrl+C reaches autolabs only, which forwards it once.
+      // (Windows delivers Ctrl+C to every process on the console, and a detached child would
+      // get its own console window: there terraform is left in ours and gets Ctrl+C directly.)
+      detached: !WINDOWS,
       forceKillAfterDelay: false,
     })
     const out: string[] = []
@@ -258,7 +263,8 @@ export class Terraform {
     const signals = this.opts.signals ?? process
     const onSigint = () => {
       interrupted++
-      if (child.pid) {
+      // On Windows process.kill(SIGINT) would terminate terraform outright; it got the console's Ctrl+C.
+      if (child.pid && !WINDOWS) {
         try {
           process.kill(child.pid, 'SIGINT')
         } catch {
