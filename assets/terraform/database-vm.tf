@@ -27,6 +27,14 @@ resource "proxmox_virtual_environment_vm" "database" {
     timeout = local.guest_agent_timeout
   }
 
+  # Stated again although the template has them: the provider applies its own defaults to
+  # blocks a clone leaves out (virtio-scsi-pci, OS type "other").
+  operating_system {
+    type = "l26"
+  }
+
+  scsi_hardware = "virtio-scsi-single"
+
   cpu {
     cores = var.vms["database"].cores
     type  = var.cpu_type
@@ -47,6 +55,12 @@ resource "proxmox_virtual_environment_vm" "database" {
   network_device {
     bridge = var.bridge
     model  = "virtio"
+  }
+
+  serial_device {}
+
+  vga {
+    type = "serial0"
   }
 
   initialization {

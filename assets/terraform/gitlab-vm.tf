@@ -23,6 +23,14 @@ resource "proxmox_virtual_environment_vm" "gitlab" {
     timeout = local.guest_agent_timeout
   }
 
+  # Stated again although the template has them: the provider applies its own defaults to
+  # blocks a clone leaves out (virtio-scsi-pci, OS type "other").
+  operating_system {
+    type = "l26"
+  }
+
+  scsi_hardware = "virtio-scsi-single"
+
   cpu {
     cores = var.vms["gitlab"].cores
     type  = var.cpu_type
@@ -43,6 +51,12 @@ resource "proxmox_virtual_environment_vm" "gitlab" {
   network_device {
     bridge = var.bridge
     model  = "virtio"
+  }
+
+  serial_device {}
+
+  vga {
+    type = "serial0"
   }
 
   initialization {
