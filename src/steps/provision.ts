@@ -17,6 +17,7 @@ export type ProvisionEvent =
   | {type: 'phase'; phase: 'version' | 'init' | 'plan' | 'apply' | 'output'; message: string}
   | {type: 'plan'; summary: PlanSummary; text: string}
   | {type: 'terraform'; event: UiEvent}
+  | {type: 'warning'; message: string}
 
 /** The narrow port provisioning needs (the real adapter is src/terraform/terraform.ts). */
 export type TerraformPort = Pick<Terraform, 'version' | 'init' | 'plan' | 'apply' | 'output'>
@@ -82,6 +83,9 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
     })
   }
   assertProvisionable(vars, config)
+  if (vars.proxmox_insecure) {
+    emit({type: 'warning', message: 'TLS verification of the Proxmox API is OFF for Terraform (proxmox.insecure: true): anyone on the path can read the API token. Pin the certificate instead (proxmox.fingerprint).'})
+  }
 
   emit({type: 'phase', phase: 'init', message: 'terraform init (bpg/proxmox provider)'})
   await terraform.init()
@@ -165,6 +169,7 @@ export async function provisionWorkspace(opts: ProvisionWorkspaceOptions): Promi
       : undefined,
     onEvent: (e) => {
       if (e.type === 'phase') opts.log(`${e.message}…`)
+      else if (e.type === 'warning') opts.log(`Warning: ${e.message}`)
       else if (e.type === 'plan') opts.log(e.text)
       else {
         const line = progressLine(e.event)
