@@ -250,6 +250,23 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     expect(existsSync(env.ws.logsDir) ? await readdir(env.ws.logsDir) : []).toEqual([])
   })
 
+  it('skips TLS verification only on the explicit insecure opt-in, and says so', async () => {
+    env = await setup({proxmox: {insecure: true, fingerprint: null}})
+    const warnings: string[] = []
+    const result = await provision({
+      workspace: env.ws,
+      config: env.config,
+      terraform: env.terraform(),
+      yes: true,
+      onEvent: (e) => {
+        if (e.type === 'warning') warnings.push(e.message)
+      },
+    })
+    expect(result.applied).toBe(true)
+    expect(JSON.parse(await readFile(env.ws.tfvarsFile, 'utf8')).proxmox_insecure).toBe(true)
+    expect(warnings).toEqual([expect.stringContaining('TLS verification of the Proxmox API is OFF')])
+  })
+
   it('verifies TLS: without the pinned certificate the provider refuses the simulator', async () => {
     env = await setup()
     // The system roots only (no autolabs bundle): like Go, the fake then cannot verify the
