@@ -60,7 +60,7 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
           process.stderr.write(`\u001B[H${renderText(report, {color: !process.env.NO_COLOR}).replaceAll('\n', '\u001B[K\n')}\u001B[J(every ${f.interval} s; Ctrl+C to stop)`)
           await new Promise<void>((resolve) => {
             wake = resolve
-            setTimeout(resolve, f.interval * 1000).unref()
+            setTimeout(resolve, f.interval * 1000)
           })
         }
       } finally {

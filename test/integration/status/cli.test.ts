@@ -1,13 +1,15 @@
+import {existsSync} from 'node:fs'
 import {mkdir, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
+import {execa} from 'execa'
 import {stringify} from 'yaml'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 
 import type {StatusReport} from '../../../src/status/types.js'
 import {generateSecrets, saveSecrets} from '../../../src/workspace/secrets.js'
 import {Workspace} from '../../../src/workspace/workspace.js'
-import {removeDir, runCli, tempDir} from '../../support/cli.js'
+import {BIN, removeDir, runCli, tempDir} from '../../support/cli.js'
 import {type PveSim, startPveSim} from '../../support/pve-sim/index.mjs'
 
 // The built CLI against the Proxmox simulator, with VMs on loopback addresses where nothing
@@ -81,6 +83,18 @@ describe('autolabs status (CLI)', () => {
     expect(r.exitCode).toBe(2)
     expect(r.stderr).toMatch(/--watch redraws a terminal/)
     expect(r.stderr).toMatch(/autolabs status --json/)
+  })
+
+  it.skipIf(!existsSync('/usr/bin/script'))('--watch redraws in place on a terminal until Ctrl+C, then exits with the last verdict', async () => {
+    // script(1) gives the CLI a pseudo-terminal; timeout sends the Ctrl+C (SIGINT) after 5 s.
+    const r = await execa('script', ['-qec', `timeout --preserve-status -s INT 5 node ${BIN} status --watch --interval 1 --connect-timeout 1 --dir ${dir}`, '/dev/null'], {reject: false, timeout: 30_000, env: {AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret}})
+    const out = r.stdout
+    expect(out.startsWith('\u001B[2J')).toBe(true)
+    const frames = out.split('\u001B[H').length - 1
+    expect(frames).toBeGreaterThanOrEqual(2)
+    expect(out.match(/\(every 1 s; Ctrl\+C to stop\)/g)?.length).toBe(frames)
+    expect(out).toMatch(/k8s-vm\s+130\s+127\.0\.0\.4\s+stopped/)
+    expect(r.exitCode).toBe(3)
   })
 
   it('without Proxmox credentials the VM rows are skipped, not failed', async () => {
