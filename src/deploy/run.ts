@@ -5,7 +5,7 @@ import path from 'node:path'
 import {Listr, ListrLogger, ProcessOutput, type ListrTask} from 'listr2'
 
 import type {Config, Role} from '../config/schema.js'
-import {ExternalError, UserError} from '../errors.js'
+import {BugError, ExternalError, UserError} from '../errors.js'
 import {connectSsh, type ConnectOptions, type SshSession, type SshTarget} from '../ssh/session.js'
 import {DEFAULT_STEP_TIMEOUT_MS} from '../steps/stages.js'
 import {redact} from '../util/redact.js'
@@ -109,6 +109,16 @@ function tailOf(text: string, n = 15): string {
   return text.trimEnd().split('\n').slice(-n).join('\n')
 }
 
+interface StepRun {
+  outcome?: 'changed' | 'unchanged'
+  error?: string
+  tail?: string
+  thrown?: Error
+  warnings: string[]
+  durationMs: number
+  logPath: string
+}
+
 interface VmContext {
   vm: PlannedVm
   ip: string
@@ -116,6 +126,8 @@ interface VmContext {
   result: VmResult
   params: Record<string, string>
   hashes: Map<string, string>
+  /** Outcomes of steps already run (a batch runs several at once). */
+  runs: Map<string, StepRun>
 }
 
 /**
@@ -150,6 +162,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       ip: ips[vm.role],
       params,
       hashes,
+      runs: new Map(),
       result: {name: vm.name, ip: ips[vm.role], ok: true, steps: vm.steps.map((s) => ({id: s.key, status: 'skipped', durationMs: 0}))},
     }
   })
@@ -186,58 +199,96 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
 
   // Without the tree view (no terminal) each line must say which VM it is about.
   const prefix = (c: VmContext) => (renderer === 'default' ? '' : `${c.vm.name}: `)
+  const isForced = (c: VmContext, s: PlannedStep) => {
+    const recorded = state.steps?.[c.vm.name]?.[s.key]
+    // An input changed since the step last finished: run its action even if its check passes.
+    return Boolean(opts.force) || (recorded !== undefined && recorded.inputHash !== c.hashes.get(s.key))
+  }
+  const expectedDone = (c: VmContext, s: PlannedStep) => !opts.force && state.steps?.[c.vm.name]?.[s.key]?.inputHash === c.hashes.get(s.key)
+
+  /**
+   * Runs steps of one stage in one remote call. Steps recorded as finished with the same inputs
+   * are batched (a re-run is then one round trip per stage, not per step); each still runs its
+   * check and, if the work is missing after all, its action. Output lines are attributed to the
+   * step in progress by the AUTOLABS_STEP lines that end each step.
+   */
+  const runSteps = async (c: VmContext, steps: PlannedStep[], task: {output: string}) => {
+    const first = steps[0]
+    const force = isForced(c, first)
+    const logPath = ws.logFile(c.vm.name, steps.length === 1 ? `${first.stage.id}-${first.step.id}.log` : `${first.stage.id}-checks.log`)
+    const lines: string[][] = steps.map(() => [])
+    const ends: number[] = []
+    let current = 0
+    const t0 = Date.now()
+    const onLine = (l: string, stdout: boolean) => {
+      lines[Math.min(current, steps.length - 1)].push(l)
+      if (opts.verbose || (!stdout && l.startsWith('AUTOLABS_'))) task.output = l
+      const m = stdout ? /^AUTOLABS_STEP (\S+) (?:changed|unchanged)$/.exec(l) : null
+      if (m && steps[current]?.step.id === m[1]) {
+        ends[current] = Date.now()
+        current++
+      }
+    }
+    let code = 0
+    let thrown: Error | undefined
+    try {
+      const out = await c.session!.exec(`bash ${REMOTE_STAGES}/${first.stage.script} "$@"`, {
+        args: [...(force ? ['--force'] : []), REMOTE_ENV, ...steps.map((x) => x.step.id)],
+        sudo: true,
+        timeoutMs: steps.reduce((sum, x) => sum + (x.step.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS), 0),
+        logFile: logPath,
+        label: `${steps.map((x) => x.key).join(' ')}${force ? ' (forced)' : ''}`,
+        onStdout: (l) => onLine(l, true),
+        onStderr: (l) => onLine(l, false),
+      })
+      code = out.code
+    } catch (error) {
+      thrown = error as Error
+    }
+    steps.forEach((x, i) => {
+      const parsed = parseStepOutput(lines[i].join('\n'), '', x.step.id)
+      const run: StepRun = {logPath, warnings: parsed.warnings, durationMs: (ends[i] ?? Date.now()) - (i === 0 ? t0 : ends[i - 1])}
+      if (parsed.outcome && i < current) run.outcome = parsed.outcome
+      else if (i === current) {
+        run.error = redact(thrown?.message ?? parsed.errors.at(-1) ?? `exit ${code}`)
+        run.tail = redact(tailOf(lines[i].join('\n'), 8))
+        run.thrown = thrown
+      } else return // not reached
+      c.runs.set(x.key, run)
+    })
+  }
+
   const stepTask = (c: VmContext, s: PlannedStep, index: number): ListrTask => ({
     title: `${prefix(c)}${s.step.title}`,
     task: async (_ctx, task) => {
       const res = c.result.steps[index]
-      const logPath = ws.logFile(c.vm.name, `${s.stage.id}-${s.step.id}.log`)
-      res.logPath = logPath
-      const hash = c.hashes.get(s.key)!
-      const recorded = state.steps?.[c.vm.name]?.[s.key]
-      // An input changed since the step last finished: run its action even if its check passes.
-      const force = Boolean(opts.force) || (recorded !== undefined && recorded.inputHash !== hash)
-      const t0 = Date.now()
-      let out
-      try {
-        out = await c.session!.exec(`bash ${REMOTE_STAGES}/${s.stage.script} "$@"`, {
-          args: [...(force ? ['--force'] : []), REMOTE_ENV, s.step.id],
-          sudo: true,
-          timeoutMs: s.step.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
-          logFile: logPath,
-          label: `${s.key}${force ? ' (forced)' : ''}`,
-          onStdout: (l) => {
-            if (opts.verbose) task.output = l
-          },
-          onStderr: (l) => {
-            if (opts.verbose || l.startsWith('AUTOLABS_')) task.output = l
-          },
-        })
-      } catch (error) {
-        res.status = 'failed'
-        res.durationMs = Date.now() - t0
-        res.error = redact((error as Error).message)
-        throw error
+      if (!c.runs.has(s.key)) {
+        const batch = [s]
+        if (expectedDone(c, s)) {
+          for (const next of c.vm.steps.slice(index + 1)) {
+            if (next.stage !== s.stage || !expectedDone(c, next)) break
+            batch.push(next)
+          }
+        }
+        await runSteps(c, batch, task)
       }
-      res.durationMs = Date.now() - t0
-      const parsed = parseStepOutput(out.stdout, out.stderr, s.step.id)
-      res.warnings = parsed.warnings.length > 0 ? parsed.warnings : undefined
-      if (out.code !== 0 || !parsed.outcome) {
+      const run = c.runs.get(s.key)
+      if (!run) throw new BugError(`no outcome for ${s.key}`)
+      res.logPath = run.logPath
+      res.durationMs = run.durationMs
+      res.warnings = run.warnings.length > 0 ? run.warnings : undefined
+      if (!run.outcome) {
         res.status = 'failed'
-        const why = parsed.errors.at(-1) ?? `exit ${out.code}`
-        res.error = redact(why)
-        res.tail = redact(tailOf(out.stderr || out.stdout, 8))
-        throw new ExternalError(`${c.vm.name}: ${s.key} failed: ${why}`, {
-          command: s.key,
-          stderrTail: redact(tailOf(out.stderr || out.stdout)),
-          logPath,
-        })
+        res.error = run.error
+        res.tail = run.tail
+        throw run.thrown ?? new ExternalError(`${c.vm.name}: ${s.key} failed: ${run.error}`, {command: s.key, stderrTail: run.tail, logPath: run.logPath})
       }
-      res.status = parsed.outcome
+      res.status = run.outcome
       if (s.key === 'k8s/kubeconfig') res.status = await fetchKubeconfig(c, ws, res.status)
       await updateState(ws, (st) => {
         st.steps ??= {}
         st.steps[c.vm.name] ??= {}
-        st.steps[c.vm.name][s.key] = {inputHash: hash, finishedAt: new Date().toISOString(), durationMs: res.durationMs}
+        st.steps[c.vm.name][s.key] = {inputHash: c.hashes.get(s.key)!, finishedAt: new Date().toISOString(), durationMs: res.durationMs}
       })
       task.title = `${prefix(c)}${s.step.title} (${res.status})`
     },

@@ -22,6 +22,7 @@ interface Call {
 
 function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: boolean) => {code?: number; stdout?: string; stderr?: string; throws?: Error}) {
   const uploads: Record<string, Record<string, {content: string; mode: number}>> = {}
+  const batches: string[][] = []
   const connect = async (target: SshTarget): Promise<SshSession> => {
     uploads[target.name] = {}
     let open = true
@@ -33,11 +34,23 @@ function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: bo
         const args = opts.args ?? []
         if (args.length === 0) return {code: 0, stdout: '', stderr: '', durationMs: 1, stdoutBytes: 0}
         const force = args[0] === '--force'
-        const step = args.at(-1)!
-        calls.push({vm: target.name, step, force})
-        const b = behave(target.name, step, force)
-        if (b.throws) throw b.throws
-        return {code: b.code ?? 0, stdout: b.stdout ?? `AUTOLABS_STEP ${step} ${force ? 'changed' : 'unchanged'}\n`, stderr: b.stderr ?? '', durationMs: 1, stdoutBytes: 0}
+        // [--force] <env-file> <step>...: the real script runs them in order and stops at a failure.
+        const ids = args.slice(force ? 2 : 1)
+        batches.push(ids)
+        let stdout = ''
+        let stderr = ''
+        for (const step of ids) {
+          calls.push({vm: target.name, step, force})
+          const b = behave(target.name, step, force)
+          if (b.throws) throw b.throws
+          const out = b.stdout ?? `AUTOLABS_STEP ${step} ${force ? 'changed' : 'unchanged'}\n`
+          for (const l of (b.stderr ?? '').split('\n').filter(Boolean)) opts.onStderr?.(l)
+          for (const l of out.split('\n').filter(Boolean)) opts.onStdout?.(l)
+          stdout += out
+          stderr += b.stderr ?? ''
+          if ((b.code ?? 0) !== 0) return {code: b.code!, stdout, stderr, durationMs: 1, stdoutBytes: 0}
+        }
+        return {code: 0, stdout, stderr, durationMs: 1, stdoutBytes: 0}
       },
       async upload(content: string | Buffer, remotePath: string, mode = 0o644) {
         uploads[target.name][remotePath] = {content: String(content), mode}
@@ -49,7 +62,7 @@ function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: bo
       },
     }
   }
-  return {connect, uploads}
+  return {connect, uploads, batches}
 }
 
 describe('deploy (orchestration over fake SSH sessions)', () => {
@@ -90,8 +103,17 @@ describe('deploy (orchestration over fake SSH sessions)', () => {
     await deploy({ws, config, secrets, quiet: true, connect: fakeConnect(calls, () => ({})).connect, scripts, only: ['database']})
     calls.length = 0
     const rotated = {...secrets, redis: {password: 'rotated-password-0123456789'}}
-    const r = await deploy({ws, config, secrets: rotated, quiet: true, connect: fakeConnect(calls, () => ({})).connect, scripts, only: ['database']})
+    const fake = fakeConnect(calls, () => ({}))
+    const r = await deploy({ws, config, secrets: rotated, quiet: true, connect: fake.connect, scripts, only: ['database']})
     expect(calls.filter((c) => c.force).map((c) => c.step)).toEqual(['redis_config'])
+    // Steps expected to be done are checked in one call per stage; the changed one alone.
+    expect(fake.batches).toEqual([
+      ['wait_boot', 'apt_proxy', 'packages', 'guest_agent', 'time_sync', 'firewall'],
+      ['postgres_repo', 'postgres_install', 'postgres_config', 'postgres_wal_archive', 'postgres_databases', 'redis_install'],
+      ['redis_config'],
+      ['seaweedfs_install', 'seaweedfs_config', 'seaweedfs_buckets'],
+    ])
+    expect(r.vms.database!.steps.every((s) => s.status === (s.id === 'database/redis_config' ? 'changed' : 'unchanged'))).toBe(true)
     expect(r.vms.database!.steps.find((s) => s.id === 'database/redis_config')!.status).toBe('changed')
   })
 
@@ -123,6 +145,18 @@ describe('deploy (orchestration over fake SSH sessions)', () => {
     expect(calls.filter((c) => c.vm === 'gitlab-vm').map((c) => c.step)).not.toContain('gitlab_compose')
     // Not recorded: the next deploy runs it again.
     expect((await state()).steps!['gitlab-vm']['gitlab/docker_repo']).toBeUndefined()
+  })
+
+  it('in a batched re-run, a step that fails is the one reported; the ones before it count as done', async () => {
+    await deploy({ws, config, secrets, quiet: true, connect: fakeConnect([], () => ({})).connect, scripts, only: ['database-vm']})
+    const calls: Call[] = []
+    const {connect} = fakeConnect(calls, (_vm, step) => (step === 'postgres_config' ? {code: 1, stdout: '', stderr: 'AUTOLABS_ERROR PostgreSQL does not answer'} : {}))
+    const r = await deploy({ws, config, secrets, quiet: true, connect, scripts, only: ['database-vm']})
+    const st = Object.fromEntries(r.vms.database!.steps.map((s) => [s.id, s.status]))
+    expect(st['database/postgres_install']).toBe('unchanged')
+    expect(st['database/postgres_config']).toBe('failed')
+    expect(st['database/postgres_wal_archive']).toBe('skipped')
+    expect(r.vms.database!.steps.find((s) => s.id === 'database/postgres_config')!.error).toBe('PostgreSQL does not answer')
   })
 
   it('a step whose output lacks the outcome line counts as failed, not done', async () => {
