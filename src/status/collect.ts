@@ -104,8 +104,9 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
         let timer: NodeJS.Timeout | undefined
         const timeout = new Promise<Verdict>((resolve) => {
           timer = setTimeout(() => {
-            ac.abort(new Error('timeout'))
+            // Settle first: an aborted check rejecting at once must not win the race.
             resolve({status: onTimeout, detail: `no answer within ${timeoutMs / 1000} s`})
+            ac.abort(new Error('timeout'))
           }, timeoutMs)
         })
         let v: Verdict
