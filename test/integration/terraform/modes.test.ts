@@ -1,4 +1,4 @@
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -27,8 +27,8 @@ describe('cloud-init modes and changes after provisioning', () => {
     dirs.push(node)
     const result = await provision({workspace: env.ws, config: env.config, terraform: env.terraform({FAKE_TF_NODE_SNIPPETS_DIR: node}), yes: true})
     expect(result.plan.resources.filter((r) => r.type === 'proxmox_virtual_environment_file').map((r) => r.address)).toEqual([
-      'proxmox_virtual_environment_file.user_data["gitlab"]',
       'proxmox_virtual_environment_file.user_data["database"]',
+      'proxmox_virtual_environment_file.user_data["gitlab"]',
       'proxmox_virtual_environment_file.user_data["k8s"]',
     ])
     const db = env.sim.vm(120)
@@ -95,5 +95,25 @@ describe('changes that would lose data', () => {
     expect(done.plan.resources.map((r) => `${r.action} ${r.address}`)).toContain('replace proxmox_virtual_environment_vm.database')
     expect(env.sim.state.vms.has(120)).toBe(false)
     expect(env.sim.vm(125).config.name).toBe('database-vm')
+  })
+})
+
+describe('the fake terraform evaluates the .tf files themselves', () => {
+  it('so a wrong expression in a VM file reaches the VM (and these tests would catch it)', async () => {
+    env = await setup()
+    const file = path.join(env.ws.terraformDir, 'gitlab-vm.tf')
+    const text = await readFile(file, 'utf8')
+    await writeFile(file, text.replace('dedicated = var.vms["gitlab"].memory_mib', 'dedicated = var.vms["gitlab"].disk_gib'))
+    await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
+    expect(env.sim.vm(110).config.memory).toBe('100')
+    expect(env.sim.vm(120).config.memory).toBe('8192')
+  })
+
+  it('and refuses a resource it has no provider model for, instead of guessing', async () => {
+    env = await setup()
+    await writeFile(path.join(env.ws.terraformDir, 'extra.tf'), 'resource "proxmox_virtual_environment_pool" "lab" {\n  pool_id = "lab"\n}\n')
+    const err = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true}).catch((e: unknown) => e)
+    expect((err as Error).message).toBe('terraform plan failed (exit 1).')
+    expect((err as {stderrTail: string}).stderrTail).toContain('proxmox_virtual_environment_pool.lab (extra.tf) has no provider model')
   })
 })

@@ -30,17 +30,24 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
 
     // The plan summary: image + template + 3 VMs, nothing destroyed.
     expect(result.plan).toMatchObject({add: 5, change: 0, destroy: 0})
+    // (Terraform lists planned changes by address.)
     expect(result.plan.resources.map((r) => `${r.action} ${r.address}`)).toEqual([
       'create proxmox_download_file.cloud_image',
-      'create proxmox_virtual_environment_vm.template',
-      'create proxmox_virtual_environment_vm.gitlab',
       'create proxmox_virtual_environment_vm.database',
+      'create proxmox_virtual_environment_vm.gitlab',
       'create proxmox_virtual_environment_vm.k8s',
+      'create proxmox_virtual_environment_vm.template',
     ])
-    // Live progress: each resource started and completed, clones one after another.
+    // Live progress in dependency order: image → template → the clones one after another.
     const ui = tfEvents(events)
     const starts = ui.filter((e) => e.type === 'apply_start').map((e) => (e as {addr: string}).addr)
-    expect(starts).toEqual(result.plan.resources.map((r) => r.address))
+    expect(starts).toEqual([
+      'proxmox_download_file.cloud_image',
+      'proxmox_virtual_environment_vm.template',
+      'proxmox_virtual_environment_vm.gitlab',
+      'proxmox_virtual_environment_vm.database',
+      'proxmox_virtual_environment_vm.k8s',
+    ])
     expect(ui.filter((e) => e.type === 'apply_complete')).toHaveLength(5)
     expect(ui.find((e) => e.type === 'change_summary' && e.operation === 'apply')).toMatchObject({add: 5, change: 0, remove: 0})
 
@@ -132,8 +139,8 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     expect(env.sim.vm(110).status).toBe('stopped')
     const again = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
     expect(again.plan.resources.map((r) => `${r.action} ${r.address}`)).toEqual([
-      'replace proxmox_virtual_environment_vm.gitlab',
       'create proxmox_virtual_environment_vm.database',
+      'replace proxmox_virtual_environment_vm.gitlab',
       'create proxmox_virtual_environment_vm.k8s',
     ])
     expect(again.plan).toMatchObject({add: 3, destroy: 1})
@@ -200,7 +207,7 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     expect(log).toContain('execution halted')
 
     const again = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
-    expect(again.plan.resources.map((r) => r.address)).toEqual(['proxmox_virtual_environment_vm.gitlab', 'proxmox_virtual_environment_vm.database', 'proxmox_virtual_environment_vm.k8s'])
+    expect(again.plan.resources.map((r) => r.address)).toEqual(['proxmox_virtual_environment_vm.database', 'proxmox_virtual_environment_vm.gitlab', 'proxmox_virtual_environment_vm.k8s'])
   })
 
   it('destroys everything after typing the environment name, forgetting host keys and deployment state', async () => {
