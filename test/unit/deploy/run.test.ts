@@ -32,7 +32,10 @@ function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: bo
       firstContact: false,
       async exec(_script: string, opts: ExecOptions = {}): Promise<ExecResult> {
         const args = opts.args ?? []
-        if (args.length === 0) return {code: 0, stdout: '', stderr: '', durationMs: 1, stdoutBytes: 0}
+        if (args.length === 0) {
+          const stdout = _script.includes('/etc/kubernetes/admin.conf') ? `apiVersion: v1\nclusters: [{cluster: {server: 'https://${target.host}:6443'}}]\n` : ''
+          return {code: 0, stdout, stderr: '', durationMs: 1, stdoutBytes: 0}
+        }
         const force = args[0] === '--force'
         // [--force] <env-file> <step>...: the real script runs them in order and stops at a failure.
         const ids = args.slice(force ? 2 : 1)
@@ -157,6 +160,16 @@ describe('deploy (orchestration over fake SSH sessions)', () => {
     expect(st['database/postgres_config']).toBe('failed')
     expect(st['database/postgres_wal_archive']).toBe('skipped')
     expect(r.vms.database!.steps.find((s) => s.id === 'database/postgres_config')!.error).toBe('PostgreSQL does not answer')
+  })
+
+  it("copies the cluster's admin.conf into the workspace (0600) after the kubeconfig step, once", async () => {
+    const {stat} = await import('node:fs/promises')
+    const first = await deploy({ws, config, secrets, quiet: true, connect: fakeConnect([], () => ({})).connect, scripts, only: ['k8s']})
+    expect(first.vms.k8s!.steps.find((s) => s.id === 'k8s/kubeconfig')!.status).toBe('changed')
+    expect(await readFile(ws.kubeconfigFile, 'utf8')).toContain("server: 'https://192.168.100.30:6443'")
+    expect((await stat(ws.kubeconfigFile)).mode & 0o777).toBe(0o600)
+    const again = await deploy({ws, config, secrets, quiet: true, connect: fakeConnect([], () => ({})).connect, scripts, only: ['k8s']})
+    expect(again.vms.k8s!.steps.find((s) => s.id === 'k8s/kubeconfig')!.status).toBe('unchanged')
   })
 
   it('a step whose output lacks the outcome line counts as failed, not done', async () => {
