@@ -40,6 +40,22 @@ function singleInterpolation(text) {
   return false
 }
 
+/** The HCL expression text behind one of hcl2json's string values (undefined for a plain string). */
+export function expressionSource(raw) {
+  if (!raw.includes('${')) return undefined
+  return singleInterpolation(raw) ? raw.slice(2, -1) : `"${raw}"`
+}
+
+/** Every expression in a JSON tree (resource bodies, locals, outputs): to parse them all once. */
+export function expressionsIn(tree, out = []) {
+  if (typeof tree === 'string') {
+    const src = expressionSource(tree)
+    if (src !== undefined) out.push(src)
+  } else if (Array.isArray(tree)) for (const x of tree) expressionsIn(x, out)
+  else if (tree && typeof tree === 'object') for (const x of Object.values(tree)) expressionsIn(x, out)
+  return out
+}
+
 export class Evaluator {
   /**
    * @param {object} o
@@ -59,8 +75,8 @@ export class Evaluator {
   /** A value from hcl2json's JSON: literals stay, strings with ${...} are evaluated. */
   async value(raw, scope = {}) {
     if (typeof raw === 'string') {
-      if (!raw.includes('${')) return raw
-      const src = singleInterpolation(raw) ? raw.slice(2, -1) : `"${raw}"`
+      const src = expressionSource(raw)
+      if (src === undefined) return raw
       let node
       try {
         node = await this.ast('main.tf', src)
