@@ -1,4 +1,4 @@
-import {readFile, rm} from 'node:fs/promises'
+import {readFile, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {type Config, type Role, ROLES} from '../config/schema.js'
@@ -92,6 +92,10 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
 
   const planFile = path.join(ws.terraformDir, PLAN_FILE)
   try {
+    // Terraform truncates an existing plan file and keeps its mode: created 0600 here, the
+    // plan (which holds the variable values, the token among them) is never world-readable.
+    await rm(planFile, {force: true})
+    await writeFile(planFile, '', {mode: 0o600})
     emit({type: 'phase', phase: 'plan', message: 'terraform plan'})
     const plan = await terraform.plan(PLAN_FILE, {onEvent: (event) => emit({type: 'terraform', event})})
     const text = formatPlanSummary(plan)

@@ -163,6 +163,7 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     await expect(provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: false})).rejects.toThrow(UsageError)
     await expect(provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: false})).rejects.toMatchObject({suggestion: expect.stringContaining('--yes')})
     let shown = ''
+    let planMode = 0
     await expect(
       provision({
         workspace: env.ws,
@@ -171,11 +172,16 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
         yes: false,
         confirm: async (_s, text) => {
           shown = text
+          // The plan file holds the variable values (the token): readable by the owner only.
+          const {stat} = await import('node:fs/promises')
+          planMode = (await stat(path.join(env!.ws.terraformDir, PLAN_FILE))).mode & 0o777
           return false
         },
       }),
     ).rejects.toThrow(/declined/)
     expect(shown).toContain('Plan: 5 to add, 0 to change, 0 to destroy.')
+    expect(planMode).toBe(0o600)
+    expect(existsSync(path.join(env.ws.terraformDir, PLAN_FILE))).toBe(false)
     expect(shown).toContain('proxmox_virtual_environment_vm.k8s (k8s-vm): create')
     expect(env.sim.state.vms.size).toBe(0)
   })
