@@ -53,6 +53,7 @@ Running init again on an existing workspace updates it; generated secrets are ne
     'ssh-public-key': Flags.string({summary: 'Public key file installed on the VMs.', env: 'AUTOLABS_SSH_PUBLIC_KEY', helpGroup: 'VMS'}),
     os: Flags.string({summary: 'Guest OS: ubuntu-22.04, ubuntu-24.04 or debian-12.', env: 'AUTOLABS_OS', helpGroup: 'VMS'}),
     'k8s-cores': Flags.integer({summary: 'k8s-vm cores (4–16).', env: 'AUTOLABS_K8S_CORES', helpGroup: 'VMS'}),
+    'rotate-token': Flags.boolean({summary: "Re-create autolabs' Terraform API token when its secret is lost (the old secret stops working).", env: 'AUTOLABS_ROTATE_TOKEN', default: false}),
     'skip-deploy': Flags.boolean({summary: 'Stop after the VMs are created and ready; run the stages later with `autolabs deploy`.', env: 'AUTOLABS_SKIP_DEPLOY', default: false}),
     'k8s-memory': Flags.string({summary: 'k8s-vm memory, e.g. 8G–16G or MiB.', env: 'AUTOLABS_K8S_MEMORY', helpGroup: 'VMS'}),
   }
@@ -101,6 +102,6 @@ Running init again on an existing workspace updates it; generated secrets are ne
     }
 
     const {runInit} = await import('../steps/init-run.js')
-    return runInit({ws, answers, ctx, log: (m) => this.info(m), warn: (m) => this.warnUser(m), json: this.jsonEnabled(), verbose: f.verbose, skipDeploy: f['skip-deploy']})
+    return runInit({ws, answers, ctx, log: (m) => this.info(m), warn: (m) => this.warnUser(m), json: this.jsonEnabled(), verbose: f.verbose, skipDeploy: f['skip-deploy'], rotateToken: f['rotate-token']})
   }
 }

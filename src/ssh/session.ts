@@ -136,6 +136,9 @@ export class SshConnectError extends ExternalError {
   }
 }
 
+/** Exit statuses seen before runRaw's own listener was attached (see openChannel). */
+const earlyExit = new WeakMap<ClientChannel, {code: number | null; signal?: string}>()
+
 export class SshConnectionLostError extends ExternalError {
   constructor(target: SshTarget, label: string, logPath?: string) {
     super(`The SSH connection to ${target.name} was lost during "${label}"; it may or may not have finished.`, {
@@ -381,7 +384,15 @@ class Session implements SshSession {
         reject(new Error('not connected'))
         return
       }
-      conn.exec(command, {}, (err, channel) => (err ? reject(err) : resolve(channel)))
+      conn.exec(command, {}, (err, channel) => {
+        if (err) return reject(err)
+        // A fast command's exit status can arrive in the same packet as the channel's
+        // confirmation, i.e. before the caller (after an await) attaches its listener: record it now.
+        channel.once('exit', (code: number | null, signal?: string) => {
+          earlyExit.set(channel, {code, signal})
+        })
+        resolve(channel)
+      })
     })
   }
 
@@ -450,6 +461,9 @@ class Session implements SshSession {
 
     let exitCode: number | undefined
     let exitSignal: string | undefined
+    const early = earlyExit.get(channel)
+    if (early && typeof early.code === 'number') exitCode = early.code
+    else if (early?.signal) exitSignal = early.signal
     channel.on('exit', (code: number | null, signal?: string) => {
       if (typeof code === 'number') exitCode = code
       else if (signal) exitSignal = signal

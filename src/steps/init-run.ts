@@ -27,6 +27,8 @@ export interface RunInitOptions {
   verbose?: boolean
   /** Stop after provisioning (the stages are left to `autolabs deploy`). */
   skipDeploy?: boolean
+  /** Re-create the Terraform token when its secret is lost. */
+  rotateToken?: boolean
 }
 
 export interface LiveInitResult extends InitResult {
@@ -101,7 +103,6 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
     for (const w of result.warnings) opts.warn(`${w.path}: ${w.message}${w.fix ? ` (${w.fix})` : ''}`)
     if (!client || !trust) throw new UserError('Could not connect to Proxmox.')
     log(`Workspace ${result.created ? 'created' : 'updated'} in ${ws.root}.`)
-    const version = await client.version()
 
     // 2. Preflight: nothing is created while any check fails.
     const {runPreflight} = await import('./preflight.js')
@@ -122,18 +123,18 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
     if (!pre.ok)
       throw new UserError('Preflight failed: nothing was created.', {suggestion: 'Fix the checks marked FAIL above (or in `autolabs preflight`), then run `autolabs init` again.'})
 
-    // 3. Least privilege for Terraform (idempotent; a lost secret means a new token).
-    const {ensureTerraformAccess} = await import('../proxmox/access.js')
-    const access = await ensureTerraformAccess(client, {
-      user: config.proxmox.terraformUser,
-      role: config.proxmox.terraformRole,
-      pveMajor: version.major,
-      rotateToken: !secrets.proxmox.terraformTokenSecret,
+    // 3. Least privilege for Terraform (idempotent). A token whose secret was lost is only
+    //    re-created with --rotate-token: replacing it silently would break other copies.
+    const {prepareTerraformToken} = await import('../proxmox/prepare.js')
+    const access = await prepareTerraformToken(client, config, {
+      storedTokenId: secrets.proxmox.terraformTokenId,
+      storedSecret: secrets.proxmox.terraformTokenSecret,
+      rotateToken: opts.rotateToken,
     })
     for (const c of access.changes) log(`  Proxmox: ${c}`)
     for (const w of access.warnings) opts.warn(w)
     let current: Secrets = secrets
-    if (access.secret) {
+    if (access.secretIsNew) {
       current = {...secrets, proxmox: {...secrets.proxmox, terraformTokenId: access.tokenId, terraformTokenSecret: access.secret}}
       await saveSecrets(ws, current)
     }

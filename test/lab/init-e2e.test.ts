@@ -116,4 +116,22 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
     expect(await readFile(path.join(dir, '.autolabs/known_hosts'), 'utf8')).toContain(IP.k8s)
     expect(sim.invalidRequests).toEqual([])
   })
+
+  it('re-creates a token whose secret was lost only with --rotate-token', async () => {
+    const file = path.join(dir, '.autolabs/secrets.yaml')
+    const secrets = parse(await readFile(file, 'utf8'))
+    const old = secrets.proxmox.terraformTokenSecret
+    delete secrets.proxmox.terraformTokenSecret
+    await writeFile(file, stringify(secrets), {mode: 0o600})
+    const refused = await init()
+    expect(refused.exitCode).toBe(1)
+    expect(refused.stderr).toContain('--rotate-token')
+    const rotated = await init(['--rotate-token'])
+    expect(rotated.exitCode, rotated.stderr).toBe(0)
+    const now = parse(await readFile(file, 'utf8')).proxmox.terraformTokenSecret
+    expect(now).toBeTruthy()
+    expect(now).not.toBe(old)
+    expect(rotated.stdout + rotated.stderr).not.toContain(now)
+    expect(sim.invalidRequests).toEqual([])
+  })
 })
