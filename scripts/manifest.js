@@ -18,3 +18,11 @@ for (const c of config.commands.filter((c) => c.pluginName === 'autolabs').sort(
 }
 writeFileSync(manifestFile, JSON.stringify({commands, version}, null, 2) + '\n')
 console.error(`oclif.manifest.json: ${Object.keys(commands).length} commands`)
+
+// The root help, rendered by oclif itself, for bin/run.js to print without loading oclif.
+const {execFileSync} = await import('node:child_process')
+const help = execFileSync(process.execPath, [path.join(root, 'bin/run.js'), '--help'], {
+  env: {...process.env, AUTOLABS_NO_HELP_CACHE: '1', COLUMNS: '80', NO_COLOR: '1'},
+  encoding: 'utf8',
+})
+writeFileSync(path.join(root, 'dist/root-help.txt'), help)

@@ -40,3 +40,15 @@ describe('start-up stays lazy', () => {
     expect(heavyIn(urls).filter((h) => ['node-ssh', 'ssh2', 'undici', 'proxmox-api'].includes(h))).toEqual([])
   })
 })
+
+describe('the fast paths of bin/run.js', () => {
+  it('print exactly what oclif prints for --help and --version', async () => {
+    for (const flag of ['--help', '--version']) {
+      const fast = await execa('node', [BIN, flag], {env: {COLUMNS: '80', NO_COLOR: '1'}})
+      const slow = await execa('node', [BIN, flag], {env: {COLUMNS: '80', NO_COLOR: '1', AUTOLABS_NO_HELP_CACHE: '1'}})
+      expect(fast.stdout).toBe(slow.stdout)
+    }
+    const v = await execa('node', [BIN, '--version'])
+    expect(v.stdout).toMatch(/^autolabs\/\d+\.\d+\.\d+ \S+ node-v\d+/)
+  })
+})
