@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {loadConfig} from '../config/load.js'
-import {type DeployResult, deploy, formatDeploySummary} from '../deploy/run.js'
+import type {DeployResult} from '../deploy/run.js'
 import {UserError} from '../errors.js'
 import {redact} from '../util/redact.js'
 import {loadSecrets} from '../workspace/secrets.js'
@@ -37,6 +37,8 @@ A failure on one VM does not stop the others; the summary names the failed step,
     if (!secrets) {
       throw new UserError(`No secrets in ${ws.secretsFile}.`, {suggestion: 'Run `autolabs init` first: it generates them.'})
     }
+    // SSH and the task list load only once the workspace is known to be valid.
+    const {deploy, formatDeploySummary} = await import('../deploy/run.js')
     const result = await deploy({ws, config, secrets, only: this.flags.only, force: this.flags.force, verbose: this.flags.verbose, quiet: this.jsonEnabled()})
     if (result.ok) this.info(formatDeploySummary(result))
     else {
