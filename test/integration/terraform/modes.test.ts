@@ -117,3 +117,14 @@ describe('the fake terraform evaluates the .tf files themselves', () => {
     expect((err as {stderrTail: string}).stderrTail).toContain('proxmox_virtual_environment_pool.lab (extra.tf) has no provider model')
   })
 })
+
+describe('hand-edited values', () => {
+  it('are checked by the validation rules of variables.tf before anything is created', async () => {
+    env = await setup()
+    const vars = JSON.parse(await readFile(env.ws.tfvarsFile, 'utf8')) as Record<string, unknown>
+    await writeFile(env.ws.tfvarsFile, JSON.stringify({...vars, bridge: 'vmbr 0'}))
+    const err = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true}).catch((e: unknown) => e)
+    expect((err as {stderrTail: string}).stderrTail).toContain('bridge must be a Linux bridge name such as vmbr0.')
+    expect(env.sim.state.vms.size).toBe(0)
+  })
+})

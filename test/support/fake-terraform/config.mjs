@@ -18,6 +18,35 @@ const FUNCTIONS = {
   keys: (m) => Object.keys(m).sort(),
   values: (m) => Object.keys(m).sort().map((k) => m[k]),
   trimspace: (s) => String(s).trim(),
+  alltrue: (list) => list.every((x) => x === true),
+  anytrue: (list) => list.some((x) => x === true),
+  contains: (list, v) => list.some((x) => JSON.stringify(x) === JSON.stringify(v)),
+  // Terraform's regex() fails when nothing matches (that is what can() catches). RE2 and
+  // JavaScript agree on the patterns the configuration uses.
+  regex: (pattern, text) => {
+    const m = new RegExp(pattern).exec(String(text))
+    if (!m) throw new ConfigError(`pattern did not match any part of the given string`)
+    return m.length > 1 ? m.slice(1) : m[0]
+  },
+  cidrhost: (prefix, n) => {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(String(prefix))
+    if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) throw new ConfigError(`invalid CIDR address: ${prefix}`)
+    const base = m.slice(1, 5).reduce((a, o) => a * 256 + Number(o), 0)
+    const bits = Number(m[5])
+    const size = 2 ** (32 - bits)
+    if (n >= size) throw new ConfigError(`prefix ${prefix} has no host number ${n}`)
+    const addr = (base - (base % size)) + n
+    return [24, 16, 8, 0].map((sh) => Math.floor(addr / 2 ** sh) % 256).join('.')
+  },
+}
+
+function unescapeHcl(text) {
+  return text
+    .replace(/\$\$\{/g, '${')
+    .replace(/%%\{/g, '%{')
+    .replace(/\\(["\\nrt]|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})/g, (_, e) =>
+      e === 'n' ? '\n' : e === 'r' ? '\r' : e === 't' ? '\t' : e.length > 1 ? String.fromCodePoint(Number.parseInt(e.slice(1), 16)) : e,
+    )
 }
 
 /** True when `text` is exactly one `${...}` interpolation (then its value keeps its type). */
@@ -99,7 +128,8 @@ export class Evaluator {
     switch (n.type) {
       case 'literalValue': {
         const {type, value} = n.meta
-        if (type === 'string') return value
+        // The parser reports string literals as written: decode HCL's escapes here.
+        if (type === 'string') return unescapeHcl(value)
         if (type === 'number') return Number(value)
         if (type === 'bool') return value === 'true'
         if (type === 'dynamic' && value === 'null') return null
@@ -130,9 +160,33 @@ export class Evaluator {
             return Boolean(l && r)
           case 'logicalOr':
             return Boolean(l || r)
+          case 'greaterThan':
+            return l > r
+          case 'greaterThanOrEqual':
+            return l >= r
+          case 'lessThan':
+            return l < r
+          case 'lessThanOrEqual':
+            return l <= r
+          case 'add':
+            return l + r
+          case 'subtract':
+            return l - r
+          case 'multiply':
+            return l * r
+          case 'divide':
+            return l / r
+          case 'modulo':
+            return l % r
           default:
             throw new ConfigError(`unsupported operator ${n.meta.operator}`)
         }
+      }
+      case 'unaryOp': {
+        const v = await this.node(kids[0], scope)
+        if (n.meta.operator === 'logicalNot') return !v
+        if (n.meta.operator === 'negate') return -v
+        throw new ConfigError(`unsupported operator ${n.meta.operator}`)
       }
       case 'conditional': {
         const cond = await this.node(kids[0], scope)
@@ -140,6 +194,15 @@ export class Evaluator {
       }
       case 'function': {
         const name = n.meta.name
+        if (name === 'can') {
+          try {
+            await this.node(kids[0], scope)
+            return true
+          } catch (error) {
+            if (error instanceof ConfigError || error instanceof TypeError) return false
+            throw error
+          }
+        }
         if (name === 'file') {
           const file = await this.node(kids[0], scope)
           try {
