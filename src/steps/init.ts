@@ -5,7 +5,7 @@ import {GUEST_OS, IMAGES} from '../config/catalog.js'
 import {derived, expandHome, readRawConfig, renderConfigYaml, validateConfig} from '../config/load.js'
 import {type Config, configSchema, type ConfigInput} from '../config/schema.js'
 import {crossFieldIssues, zodIssuesToFieldIssues} from '../config/validate.js'
-import {ConfigError, type FieldIssue, UsageError, UserError} from '../errors.js'
+import {type FieldIssue, UsageError} from '../errors.js'
 import {ask, type AskContext} from '../prompts/ask.js'
 import {registerSecret} from '../util/redact.js'
 import {normalizeProxmoxUrl, parseMemory} from '../config/input.js'
@@ -294,9 +294,3 @@ export async function prepareWorkspace(
 function completeConfig(input: ConfigInput): ConfigInput {
   return configSchema.parse(input) as ConfigInput
 }
-
-export function assertNoConfigError(e: unknown): asserts e is ConfigError {
-  if (!(e instanceof ConfigError)) throw e
-}
-
-export {UserError}

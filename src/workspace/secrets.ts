@@ -1,4 +1,4 @@
-import {randomBytes, randomUUID} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {parse, stringify} from 'yaml'
 import {z} from 'zod'
@@ -113,4 +113,3 @@ export async function saveSecrets(ws: Workspace, secrets: Secrets): Promise<void
   registerSecrets(secrets)
 }
 
-export {randomUUID}
