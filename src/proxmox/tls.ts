@@ -3,7 +3,6 @@ import {isIP} from 'node:net'
 
 import {Agent, buildConnector} from 'undici'
 
-import {UsageError} from '../errors.js'
 import {CertificateMismatchError, ProxmoxUnreachableError} from './errors.js'
 
 /**
@@ -22,11 +21,8 @@ export interface TlsTrust {
 }
 
 /** "ab:CD:..." or "abcd..." → "AB:CD:..." (how Node and the PVE GUI show SHA-256). */
-export function normalizeFingerprint(fp: string): string {
-  const hex = fp.replace(/[^0-9a-fA-F]/g, '').toUpperCase()
-  if (hex.length !== 64) throw new UsageError(`"${fp}" is not a SHA-256 fingerprint (64 hex digits, usually shown as 32 pairs separated by ":").`)
-  return hex.match(/../g)!.join(':')
-}
+export {normalizeFingerprint} from '../util/fingerprint.js'
+import {normalizeFingerprint} from '../util/fingerprint.js'
 
 export interface ServerCertificate {
   fingerprint: string

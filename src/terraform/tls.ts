@@ -8,6 +8,7 @@ import type {Config} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import {writeFileAtomic} from '../workspace/fs.js'
 import type {Workspace} from '../workspace/workspace.js'
+import {normalizeFingerprint} from '../util/fingerprint.js'
 
 /**
  * How Terraform's provider trusts the Proxmox certificate without `insecure = true`.
@@ -25,9 +26,6 @@ import type {Workspace} from '../workspace/workspace.js'
 
 export const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem']
 
-export function normalizeFingerprint(fp: string): string {
-  return fp.replaceAll(':', '').toUpperCase()
-}
 
 /** The server's certificate (PEM) if its SHA-256 fingerprint is the pinned one; else UserError. */
 export async function fetchPinnedCertificate(url: string, fingerprint: string, timeoutMs = 10_000): Promise<string> {
