@@ -158,27 +158,45 @@ export async function provisionWorkspace(opts: ProvisionWorkspaceOptions): Promi
   const terraform = await terraformForWorkspace(opts.workspace, opts.config, {
     onInterrupt: (n) => opts.log(n === 1 ? 'Stopping Terraform gracefully (it finishes the running step and saves its state)… Ctrl+C again to force.' : 'Forcing Terraform to stop.'),
   })
-  return provision({
-    workspace: opts.workspace,
-    config: opts.config,
-    secrets: opts.secrets,
-    terraform,
-    yes: opts.yes,
-    allowDataLoss: opts.allowDataLoss,
-    confirm: opts.interactive
-      ? async () => {
-          const {confirm} = await import('@inquirer/prompts')
-          return confirm({message: 'Apply this plan?', default: true}, {output: process.stderr})
+  // On a terminal the apply is shown as a live task list (one task per resource); elsewhere
+  // as one line per event, which is also what logs and CI show.
+  const live = opts.interactive && Boolean(process.stderr.isTTY)
+  const {applyTaskList} = live ? await import('../terraform/task-list.js') : {applyTaskList: undefined}
+  let planned: PlanSummary | undefined
+  let list: ReturnType<NonNullable<typeof applyTaskList>> | undefined
+  try {
+    const result = await provision({
+      workspace: opts.workspace,
+      config: opts.config,
+      secrets: opts.secrets,
+      terraform,
+      yes: opts.yes,
+      allowDataLoss: opts.allowDataLoss,
+      confirm: opts.interactive
+        ? async () => {
+            const {confirm} = await import('@inquirer/prompts')
+            return confirm({message: 'Apply this plan?', default: true}, {output: process.stderr})
+          }
+        : undefined,
+      onEvent: (e) => {
+        if (e.type === 'phase' && e.phase === 'apply' && applyTaskList && planned) {
+          list = applyTaskList(planned.resources.filter((r) => r.action !== 'no-op' && r.action !== 'read'))
+        } else if (e.type === 'phase') opts.log(`${e.message}…`)
+        else if (e.type === 'warning') opts.log(`Warning: ${e.message}`)
+        else if (e.type === 'plan') {
+          planned = e.summary
+          opts.log(e.text)
+        } else if (list) list.onEvent(e.event)
+        else {
+          const line = progressLine(e.event)
+          if (line) opts.log(`  ${line}`)
         }
-      : undefined,
-    onEvent: (e) => {
-      if (e.type === 'phase') opts.log(`${e.message}…`)
-      else if (e.type === 'warning') opts.log(`Warning: ${e.message}`)
-      else if (e.type === 'plan') opts.log(e.text)
-      else {
-        const line = progressLine(e.event)
-        if (line) opts.log(`  ${line}`)
-      }
-    },
-  })
+      },
+    })
+    await list?.finish()
+    return result
+  } catch (error) {
+    await list?.finish(error as Error)
+    throw error
+  }
 }
