@@ -33,8 +33,8 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
         suggestion: 'For scripts, run `autolabs status --json` at your own interval.',
       })
     }
-    const [{openDayTwo}, {statusOnce}, {renderText}] = await Promise.all([import('../status/context.js'), import('../status/run.js'), import('../status/format.js')])
     const ws = findWorkspace({dir: f.dir})
+    const [{openDayTwo}, {statusOnce}, {renderText}] = await Promise.all([import('../status/context.js'), import('../status/run.js'), import('../status/format.js')])
     const opts = {connectTimeoutMs: f['connect-timeout'] * 1000, checkTimeoutMs: f.timeout * 1000}
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), proxmoxTimeoutMs: opts.connectTimeoutMs + opts.checkTimeoutMs})
     try {

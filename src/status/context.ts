@@ -8,9 +8,8 @@ import path from 'node:path'
 import {derived, loadConfig} from '../config/load.js'
 import type {Config, Role} from '../config/schema.js'
 import {ROLES} from '../config/schema.js'
-import {clientFromConfig, resolveAuth} from '../proxmox/connect.js'
 import type {ProxmoxClient} from '../proxmox/client.js'
-import {connectSsh, type SshSession} from '../ssh/session.js'
+import type {SshSession} from '../ssh/session.js'
 import {loadSecrets, type Secrets} from '../workspace/secrets.js'
 import {loadState} from '../workspace/state.js'
 import type {Workspace} from '../workspace/workspace.js'
@@ -37,8 +36,11 @@ export async function openDayTwo(
   ws: Workspace,
   opts: {warn?: (m: string) => void; proxmoxTimeoutMs?: number; tokenSecretFile?: string; withProxmox?: boolean} = {},
 ): Promise<DayTwoContext> {
+  // The config is validated before the SSH and HTTP libraries are loaded: a bad workspace
+  // answers at once.
   const {config, warnings} = await loadConfig(ws)
   for (const w of warnings) opts.warn?.(`${w.path}: ${w.message}`)
+  const [{clientFromConfig, resolveAuth}, {connectSsh}] = await Promise.all([import('../proxmox/connect.js'), import('../ssh/session.js')])
   const [state, secrets] = await Promise.all([loadState(ws), loadSecrets(ws)])
   const vms = ROLES.map((role) => ({
     role,

@@ -7,8 +7,8 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
   static override examples = [{description: 'Machine-readable:', command: '<%= config.bin %> <%= command.id %> --json'}]
 
   public async run(): Promise<BackupListing> {
-    const [{openDayTwo}, {listBackups, formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/list.js')])
     const ws = findWorkspace({dir: this.flags.dir})
+    const [{openDayTwo}, {listBackups, formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/list.js')])
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m)})
     try {
       const r = await listBackups(ws.backupsDir, {api: ctx.proxmox, node: ctx.config.proxmox.node, vms: ctx.vms})

@@ -30,8 +30,8 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
 
   public async run(): Promise<BackupResult> {
     const f = this.flags
-    const [{openDayTwo}, {runBackup}, {formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/run.js'), import('../../backup/list.js')])
     const ws = findWorkspace({dir: f.dir})
+    const [{openDayTwo}, {runBackup}, {formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/run.js'), import('../../backup/list.js')])
     const parts = (f.only ?? []) as PartName[]
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: parts.length === 0 || parts.includes('snapshots')})
     const progress = new Progress((line, final) => {

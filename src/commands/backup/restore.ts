@@ -31,8 +31,8 @@ Each asks for confirmation; without a terminal pass --yes. The backup's checksum
     const id = what === 'snapshot' ? args.id : args.target
     if (!id) throw new UsageError('backup restore snapshot needs the VM and the backup id: `autolabs backup restore snapshot <vm> <id>`.')
     if (what !== 'snapshot' && args.id) throw new UsageError(`backup restore ${what} takes only the backup id (got an extra "${args.id}").`)
-    const [{openDayTwo}, restore, {canPrompt}] = await Promise.all([import('../../status/context.js'), import('../../backup/restore.js'), import('../../prompts/ask.js')])
     const ws = findWorkspace({dir: flags.dir})
+    const [{openDayTwo}, restore, {canPrompt}] = await Promise.all([import('../../status/context.js'), import('../../backup/restore.js'), import('../../prompts/ask.js')])
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: what === 'snapshot'})
     try {
       const vm = what === 'snapshot' ? ctx.vms.find((v) => v.name === args.target || v.role === args.target) : undefined

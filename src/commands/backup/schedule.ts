@@ -18,8 +18,8 @@ export default class BackupSchedule extends BaseCommand<typeof BackupSchedule> {
 
   public async run(): Promise<{action: 'created' | 'updated' | 'unchanged'; spec: BackupJobSpec; job?: BackupJob}> {
     const f = this.flags
-    const [{openDayTwo}, {desiredBackupJob, scheduleBackupJob}] = await Promise.all([import('../../status/context.js'), import('../../backup/schedule.js')])
     const ws = findWorkspace({dir: f.dir})
+    const [{openDayTwo}, {desiredBackupJob, scheduleBackupJob}] = await Promise.all([import('../../status/context.js'), import('../../backup/schedule.js')])
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m)})
     try {
       if (!ctx.proxmox) throw new UserError('Scheduling the Proxmox backup job needs Proxmox API credentials.', {suggestion: 'Set AUTOLABS_PROXMOX_TOKEN_SECRET or keep the token secret in .autolabs/secrets.yaml.'})

@@ -15,8 +15,8 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
 
   public async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(BackupVerify)
-    const [{openDayTwo}, {verifyBackup}] = await Promise.all([import('../../status/context.js'), import('../../backup/verify.js')])
     const ws = findWorkspace({dir: flags.dir})
+    const [{openDayTwo}, {verifyBackup}] = await Promise.all([import('../../status/context.js'), import('../../backup/verify.js')])
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: false})
     try {
       const r = await verifyBackup(ws.backupsDir, args.id, {connectDatabase: () => ctx.connect('database'), restoreCheck: !flags['checksums-only'], onProgress: (m) => this.info(m)})

@@ -1,5 +1,5 @@
 import {execa} from 'execa'
-import {readFile, rm} from 'node:fs/promises'
+import {readFile, rm, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
@@ -8,12 +8,13 @@ import {BIN, removeDir, ROOT, tempDir} from '../../support/cli.js'
 /** Heavy libraries that only the commands that talk to servers may load, and only when they run. */
 const HEAVY = ['node-ssh', 'ssh2', 'undici', 'proxmox-api', 'listr2', '@inquirer', 'execa', 'cli-table3']
 
-async function modulesLoadedBy(args: string[]): Promise<string[]> {
+async function modulesLoadedBy(args: string[], cwd?: string): Promise<string[]> {
   const dir = await tempDir()
   const trace = path.join(dir, 'trace.txt')
   await execa('node', ['--import', path.join(ROOT, 'test/support/trace-imports.mjs'), BIN, ...args], {
     env: {AUTOLABS_TRACE_IMPORTS: trace, NO_COLOR: '1'},
-    cwd: dir,
+    cwd: cwd ?? dir,
+    reject: false,
   })
   const text = await readFile(trace, 'utf8').catch(() => '')
   await rm(dir, {recursive: true, force: true})
@@ -36,6 +37,20 @@ describe('start-up stays lazy', () => {
   it('`init --dry-run --yes` contacts nothing, so loads no SSH or HTTP library', async () => {
     const dir = await tempDir()
     const urls = await modulesLoadedBy(['init', '--dry-run', '--yes', '--json', '--dir', dir])
+    await removeDir(dir)
+    expect(heavyIn(urls).filter((h) => ['node-ssh', 'ssh2', 'undici', 'proxmox-api'].includes(h))).toEqual([])
+  })
+})
+
+describe('day-two commands check the workspace before loading SSH or HTTP', () => {
+  it.each(['status', 'backup list', 'backup now'])('`%s` on an invalid autolabs.yaml fails with exit 2 and loads neither', async (command) => {
+    const cmd = command.split(' ')
+    const dir = await tempDir()
+    await writeFile(path.join(dir, 'autolabs.yaml'), 'proxmox:\n  url: not-a-url\n')
+    const r = await execa('node', [BIN, ...cmd], {cwd: dir, reject: false, env: {NO_COLOR: '1'}})
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toContain('proxmox.url')
+    const urls = await modulesLoadedBy(cmd, dir)
     await removeDir(dir)
     expect(heavyIn(urls).filter((h) => ['node-ssh', 'ssh2', 'undici', 'proxmox-api'].includes(h))).toEqual([])
   })
