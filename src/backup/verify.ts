@@ -1,9 +1,11 @@
 /**
- * `autolabs backup verify <id>`: every file's size and SHA-256 against the manifest, and the
+ * `autolabs backup verify <id>`: every file's size and SHA-256 against the manifest, the etcd
+ * snapshot's own integrity (bbolt magic and the SHA-256 etcd appends to it), and the
  * PostgreSQL dump replayed into a throw-away cluster on the database VM, dumped again and
  * compared database by database with the original (same canonical form: comments and the
  * per-run `\restrict` keys aside, a faithful restore dumps identically).
  */
+import {createHash} from 'node:crypto'
 import {stat} from 'node:fs/promises'
 import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
@@ -29,6 +31,7 @@ export interface VerifyResult {
     databases: Array<{database: string; ok: boolean; lines: number; detail?: string}>
     durationMs: number
   }
+  etcd?: {ok: boolean; detail: string; bytes: number}
 }
 
 export async function verifyBackup(
@@ -64,8 +67,14 @@ export async function verifyBackup(
     deps.onProgress?.('PostgreSQL: replaying the dump into a scratch cluster on the database VM')
     postgres = await verifyPostgresDump(path.join(b.dir, pgPart.files[0].path), await deps.connectDatabase())
   }
-  const ok = files.every((f) => f.ok) && (postgres?.ok ?? true)
-  return {id, ok, files, ...(postgres ? {postgres} : {})}
+  let etcd: VerifyResult['etcd']
+  const etcdPart = b.manifest.parts.find((p) => p.part === 'etcd' && p.status === 'ok')
+  if (etcdPart && files.find((f) => f.part === 'etcd')?.ok) {
+    deps.onProgress?.('etcd: checking the snapshot against the SHA-256 etcd appended to it')
+    etcd = await verifyEtcdSnapshot(path.join(b.dir, etcdPart.files[0].path))
+  }
+  const ok = files.every((f) => f.ok) && (postgres?.ok ?? true) && (etcd?.ok ?? true)
+  return {id, ok, files, ...(postgres ? {postgres} : {}), ...(etcd ? {etcd} : {})}
 }
 
 export async function verifyPostgresDump(file: string, sh: BackupShell): Promise<NonNullable<VerifyResult['postgres']>> {
@@ -108,4 +117,39 @@ export async function verifyPostgresDump(file: string, sh: BackupShell): Promise
   } finally {
     await sh.close()
   }
+}
+
+const BOLT_MAGIC = 0xed_0c_da_ed
+const HASH_BYTES = 32
+
+/**
+ * An etcd snapshot as `etcdctl snapshot save` writes it: a bbolt database (pages of 4 KiB, so a
+ * multiple of 512 bytes, with the meta page's magic at offset 16) followed by the SHA-256 of
+ * that database, which `snapshot restore` checks. Checked here, locally and streaming, so a
+ * snapshot truncated or damaged before its manifest checksum was taken is caught too.
+ */
+export async function verifyEtcdSnapshot(file: string): Promise<NonNullable<VerifyResult['etcd']>> {
+  const h = createHash('sha256')
+  let tail = Buffer.alloc(0)
+  let head = Buffer.alloc(0)
+  let bytes = 0
+  const src = readDecompressed(file)
+  try {
+    for await (const chunk of src.stream as AsyncIterable<Buffer>) {
+      bytes += chunk.length
+      if (head.length < 20) head = Buffer.concat([head, chunk.subarray(0, 20 - head.length)])
+      // Keep the last 32 bytes back: they are the appended hash, not database content.
+      const buf = Buffer.concat([tail, chunk])
+      h.update(buf.subarray(0, Math.max(0, buf.length - HASH_BYTES)))
+      tail = buf.subarray(Math.max(0, buf.length - HASH_BYTES))
+    }
+    await src.done
+  } catch (error) {
+    return {ok: false, detail: `cannot read: ${(error as Error).message}`, bytes}
+  }
+  if (head.length < 20 || head.readUInt32LE(16) !== BOLT_MAGIC) return {ok: false, detail: 'not an etcd snapshot (no bbolt database header)', bytes}
+  if (bytes % 512 !== HASH_BYTES) return {ok: false, detail: `${bytes} bytes: no SHA-256 appended, or truncated (a snapshot is a multiple of 512 bytes plus 32)`, bytes}
+  const digest = h.digest()
+  if (!digest.equals(tail)) return {ok: false, detail: `damaged: the database's SHA-256 ${digest.toString('hex')} ≠ the ${tail.toString('hex')} etcd appended`, bytes}
+  return {ok: true, detail: `bbolt database of ${bytes - HASH_BYTES} bytes matches the SHA-256 etcd appended`, bytes}
 }

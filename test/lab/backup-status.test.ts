@@ -193,6 +193,9 @@ systemd-run --unit=idle-client runuser -u postgres -- psql -X -d autolabs -c 'SE
     expect(part.versions?.etcd).toMatch(/^3\.\d+\.\d+$/)
     expect(part.files[0].path).toBe('etcd-snapshot.db.zst')
     expect(must(await m.exec('ls /var/lib/etcd'), 'ls')).not.toMatch(/autolabs-snapshot/)
+    // Real etcd's snapshot carries the SHA-256 that `backup verify` checks locally.
+    const v = await verifyBackup(ws.backupsDir, r.manifest.id, {restoreCheck: false})
+    expect(v.etcd, JSON.stringify(v)).toMatchObject({ok: true})
 
     must(await m.exec(`${ETCDCTL} del /registry/ns/labs >/dev/null && ${ETCDCTL} put /registry/ns/platform v2 >/dev/null && ${ETCDCTL} put /registry/ns/intruder x >/dev/null`), 'change')
     const restored = await restoreEtcd(ws.backupsDir, r.manifest.id, () => ctx.connect('k8s'))

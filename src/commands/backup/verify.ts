@@ -22,6 +22,7 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
       const r = await verifyBackup(ws.backupsDir, args.id, {connectDatabase: () => ctx.connect('database'), restoreCheck: !flags['checksums-only'], onProgress: (m) => this.info(m)})
       if (!this.jsonEnabled()) {
         const lines = r.files.map((f) => `${f.ok ? 'ok  ' : 'FAIL'}  ${f.part}/${f.path}: ${f.detail}`)
+        if (r.etcd) lines.push(`${r.etcd.ok ? 'ok  ' : 'FAIL'}  etcd snapshot: ${r.etcd.detail}`)
         if (r.postgres) lines.push(`${r.postgres.ok ? 'ok  ' : 'FAIL'}  postgres restore: ${r.postgres.detail} (${(r.postgres.durationMs / 1000).toFixed(1)} s)`)
         lines.push(r.ok ? `Backup ${r.id} verified.` : `Backup ${r.id} FAILED verification.`)
         process.stdout.write(lines.join('\n') + '\n')
