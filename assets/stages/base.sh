@@ -116,8 +116,6 @@ do_time_sync() {
 }
 
 # --- firewall -----------------------------------------------------------------------------
-FIREWALL_DEGRADED=$AUTOLABS_STATE_DIR/firewall-not-enforced
-
 # The rules, in the form `ufw show added` prints them (that is what the check compares).
 firewall_rules() {
   local cidr port
@@ -162,8 +160,7 @@ admin_covers_peers() {
 check_firewall() {
   pkg_installed ufw || return 1
   [[ $(ufw show added 2>/dev/null | ufw_added_rules) == "$(firewall_rules | sort)" ]] || return 1
-  if ufw status 2>/dev/null | grep -q '^Status: active'; then return 0; fi
-  [[ -f $FIREWALL_DEGRADED ]]
+  ufw status 2>/dev/null | grep -q '^Status: active'
 }
 do_firewall() {
   pkg_installed ufw || apt_install ufw
@@ -180,12 +177,10 @@ do_firewall() {
     # shellcheck disable=SC2086 # the rule is words by construction
     ${rule} >/dev/null
   done < <(firewall_rules)
+  # Rules that are written but not enforced would be a silent hole: fail instead.
   local out
-  rm -f "$FIREWALL_DEGRADED"
   if ! out=$(ufw --force enable 2>&1); then
-    install -d -m 0755 "$AUTOLABS_STATE_DIR"
-    printf '%s\n' "$out" >"$FIREWALL_DEGRADED"
-    warn "the firewall rules are written but ufw cannot enforce them on this machine: $(tail -n 1 <<<"$out")"
+    die "ufw could not enable the firewall (a container without CAP_NET_ADMIN, or a kernel without netfilter?): $(grep -m 1 -iE 'error|denied|fail' <<<"$out" || tail -n 1 <<<"$out")"
   fi
 }
 

@@ -10,6 +10,7 @@ import {labAvailable, startLab, type Lab} from '../support/lab/lab.js'
 import type {Secrets} from '../../src/workspace/secrets.js'
 import type {Workspace} from '../../src/workspace/workspace.js'
 import {describeRun, labWorkspace, runDeploy, sh, statuses, type DeployRun} from './deploy-support.js'
+import {must} from './backup-support.js'
 
 // The database VM's stages (base + database) run by the real CLI (`node bin/run.js deploy`)
 // against a real Debian 12 systemd machine over SSH; then the result is checked from the host
@@ -138,14 +139,34 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
     expect(cross.stderr).toMatch(/no pg_hba\.conf entry .*user "autolabs", database "zitadel"/)
   })
 
-  it('refuses a client outside the VM subnet, even with the right password', async () => {
-    const r = await sh('ip', ['netns', 'exec', OUTSIDER_NS, 'psql', '-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'autolabs', '-c', 'select 1'], {
-      env: {PGPASSWORD: secrets.postgres.users.autolabs, PGCONNECT_TIMEOUT: '5'},
+  it('the firewall is enforced: a client outside the VM subnet is dropped before PostgreSQL or Redis sees it', async () => {
+    const m = lab.machine('database-vm')
+    const st = await m.exec('ufw status')
+    expect(st.stdout).toMatch(/^Status: active/m)
+    expect(st.stdout).toMatch(new RegExp(`^5432/tcp\\s+ALLOW\\s+10\\.99\\.${SUBNET}\\.0/25\\s*$`, 'm'))
+    const pg = await sh('ip', ['netns', 'exec', OUTSIDER_NS, 'psql', '-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'autolabs', '-c', 'select 1'], {
+      env: {PGPASSWORD: secrets.postgres.users.autolabs, PGCONNECT_TIMEOUT: '3'},
       timeoutMs: 20_000,
     })
-    expect(r.code).not.toBe(0)
-    // Either the firewall drops it (timeout) or PostgreSQL's pg_hba refuses it.
-    expect(r.stderr).toMatch(/no pg_hba\.conf entry for host "10\.99\.40\.200"|timeout expired|Connection timed out/)
+    expect(pg.code).not.toBe(0)
+    expect(pg.stderr).toMatch(/timeout expired/) // dropped, not refused: no TCP answer at all
+    const redis = await sh('ip', ['netns', 'exec', OUTSIDER_NS, 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${DB_IP}/6379`], {timeoutMs: 20_000})
+    expect(redis.code).toBe(124)
+  })
+
+  it('and behind the firewall, pg_hba alone still refuses that client, even with the right password', async () => {
+    const m = lab.machine('database-vm')
+    must(await m.exec('ufw disable'), 'ufw disable')
+    try {
+      const r = await sh('ip', ['netns', 'exec', OUTSIDER_NS, 'psql', '-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'autolabs', '-c', 'select 1'], {
+        env: {PGPASSWORD: secrets.postgres.users.autolabs, PGCONNECT_TIMEOUT: '5'},
+        timeoutMs: 20_000,
+      })
+      expect(r.code).not.toBe(0)
+      expect(r.stderr).toMatch(new RegExp(`no pg_hba\\.conf entry for host "${OUTSIDER_IP.replaceAll('.', '\\.')}"`))
+    } finally {
+      must(await m.exec('ufw --force enable'), 'ufw enable')
+    }
   })
 
   it('Redis refuses commands without AUTH and answers with it; it listens on the VM address', async () => {

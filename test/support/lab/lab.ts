@@ -533,6 +533,9 @@ class LabImpl implements Lab {
       [
         '-D', m.rootfs, '-M', name, '--boot', '--register=no', '--keep-unit',
         `--network-namespace-path=/run/netns/${ns}`,
+        // The machine has its own network namespace, as a VM has its own kernel: let it manage
+        // its firewall (ufw/nftables) there. nspawn keeps CAP_NET_ADMIN only for --private-network.
+        '--capability=CAP_NET_ADMIN',
         '--resolv-conf=off', '--timezone=off', '--link-journal=no', '--console=passive',
       ],
       {stdio: ['ignore', logFd, logFd]},

@@ -143,6 +143,44 @@ describe('base.sh firewall rules', () => {
   })
 })
 
+describe('base.sh firewall: rules written but not enforced are a failure, never a quiet success', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'al-ufw-'))
+  afterAll(() => rmSync(dir, {recursive: true, force: true}))
+  // A fake ufw on PATH: records the rules, and `status`/`enable` behave as told.
+  const fake = (status: string, enableFails: boolean) => {
+    const bin = mkdtempSync(path.join(dir, 'bin-'))
+    writeFileSync(
+      path.join(bin, 'ufw'),
+      `#!/bin/bash
+case "$1" in
+  show) echo "Added user rules (see 'ufw status' for running firewall):"; cat "${bin}/rules" 2>/dev/null ;;
+  status) echo "Status: ${status}" ;;
+  allow) echo "ufw $*" >>"${bin}/rules" ;;
+  --force) if [[ $2 == enable ]]; then ${enableFails ? "echo 'iptables-restore v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)'; echo 'ERROR: problem running ufw-init'; exit 1" : 'exit 0'}; fi; rm -f "${bin}/rules" ;;
+esac
+`,
+    )
+    chmodSync(path.join(bin, 'ufw'), 0o755)
+    return bin
+  }
+  const env = (bin: string) => ({PATH: `${bin}:${process.env.PATH}`, ADMIN_CIDRS: '10.0.0.0/8', VM_SUBNET: '192.168.100.0/24', ROLE_PORTS: '5432/tcp', PUBLIC_PORTS: ''})
+  const stubs = 'pkg_installed() { return 0; }; ssh_peers() { :; };'
+
+  it('do_firewall fails, naming the cause, when ufw cannot enable', () => {
+    const r = bash('base.sh', `${stubs} do_firewall`, env(fake('inactive', true)))
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/ufw could not enable the firewall .*Permission denied \(you must be root\)/)
+  })
+  it('check_firewall: the right rules on an inactive firewall are not done; active with the rules is', () => {
+    const inactive = fake('inactive', false)
+    expect(bash('base.sh', `${stubs} do_firewall`, env(inactive)).code).toBe(0)
+    expect(bash('base.sh', `${stubs} check_firewall`, env(inactive)).code).not.toBe(0)
+    const active = fake('active', false)
+    expect(bash('base.sh', `${stubs} do_firewall`, env(active)).code).toBe(0)
+    expect(bash('base.sh', `${stubs} check_firewall`, env(active)).code).toBe(0)
+  })
+})
+
 describe('lib/common.sh run_step protocol', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'al-step-'))
   afterAll(() => rmSync(dir, {recursive: true, force: true}))
