@@ -13,8 +13,35 @@ DOCKER_LIST=/etc/apt/sources.list.d/docker.list
 RUNNER_KEY=/etc/apt/keyrings/gitlab-runner.asc
 RUNNER_LIST=/etc/apt/sources.list.d/gitlab-runner.list
 RUNNER_CONFIG=/etc/gitlab-runner/config.toml
+# What the running GitLab container was last created from (see compose_digest).
+UP_STAMP=$GITLAB_HOME/.autolabs-up.sha256
 
 registry_addr() { printf '%s:%s' "$VM_IP" "$GITLAB_REGISTRY_PORT"; }
+
+# --- the external URL: scheme, host and port (the scheme's default when none is given) ------
+url_authority() {
+  local a=${1#*://}
+  a=${a%%[/?#]*}
+  printf '%s' "${a##*@}"
+}
+url_scheme() { printf '%s' "${1%%://*}"; }
+url_host() {
+  local a
+  a=$(url_authority "$1")
+  printf '%s' "${a%%:*}"
+}
+url_port() {
+  local a
+  a=$(url_authority "$1")
+  if [[ $a == *:* ]]; then
+    printf '%s' "${a##*:}"
+  elif [[ $(url_scheme "$1") == https ]]; then
+    printf 443
+  else
+    printf 80
+  fi
+}
+api_url() { printf '%s/api/v4' "${GITLAB_EXTERNAL_URL%/}"; }
 
 # --- docker_repo --------------------------------------------------------------------------
 docker_repo_line() {
@@ -34,10 +61,21 @@ do_docker_repo() {
 }
 
 # --- docker_install -----------------------------------------------------------------------
-DOCKER_PACKAGES=(docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin)
-check_docker_install() { pkg_installed "${DOCKER_PACKAGES[@]}" && unit_active docker && docker compose version >/dev/null 2>&1; }
+docker_packages() {
+  printf '%s\n' docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin
+  # apparmor is only a Recommends of docker-ce (skipped by --no-install-recommends): without its
+  # parser a kernel with AppArmor on runs every container unconfined (moby#44900).
+  if [[ $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || true) == Y ]]; then echo apparmor; fi
+}
+check_docker_install() {
+  local pkgs
+  mapfile -t pkgs < <(docker_packages)
+  pkg_installed "${pkgs[@]}" && unit_active docker && docker compose version >/dev/null 2>&1
+}
 do_docker_install() {
-  apt_install "${DOCKER_PACKAGES[@]}"
+  local pkgs
+  mapfile -t pkgs < <(docker_packages)
+  apt_install "${pkgs[@]}"
   systemctl enable --now docker
 }
 
@@ -45,7 +83,11 @@ do_docker_install() {
 DAEMON_JSON=/etc/docker/daemon.json
 daemon_json_text() { printf '{\n  "insecure-registries": ["%s"],\n  "log-driver": "local"\n}' "$(registry_addr)"; }
 check_registry_trust() {
-  file_is "$DAEMON_JSON" "$(daemon_json_text)" && docker info --format '{{json .RegistryConfig.IndexConfigs}}' 2>/dev/null | grep -q "$(registry_addr)"
+  file_is "$DAEMON_JSON" "$(daemon_json_text)" || return 1
+  # Captured, not piped into grep -q: under pipefail an early grep exit can fail the pipe (SIGPIPE).
+  local cfg
+  cfg=$(docker info --format '{{json .RegistryConfig.IndexConfigs}}' 2>/dev/null) || return 1
+  [[ $cfg == *"\"$(registry_addr)\""* ]]
 }
 do_registry_trust() {
   write_file "$DAEMON_JSON" "$(daemon_json_text)" 0644
@@ -70,12 +112,24 @@ gitlab_rails['db_port'] = 5432
 gitlab_rails['db_database'] = 'gitlab'
 gitlab_rails['db_username'] = 'gitlab'
 gitlab_rails['db_password'] = File.read('/run/secrets/gitlab_db_password').strip
+# The registry's metadata database would live in the bundled PostgreSQL, which is off: keep
+# the registry's own (filesystem) metadata, the documented state before enabling the database.
+registry['database'] = { 'enabled' => false }
 RUBY
   fi
 }
+# Published ports. Omnibus nginx listens on the external URL's port: a URL such as
+# http://host:8929 needs that port published too (GitLab's Docker docs map it 1:1).
+compose_ports() {
+  local web
+  web=$(url_port "$GITLAB_EXTERNAL_URL")
+  printf "      - '%s'\n" 80:80 443:443
+  if [[ $web != 80 && $web != 443 ]]; then printf "      - '%s:%s'\n" "$web" "$web"; fi
+  printf "      - '%s:22'\n      - '%s:%s'" "$GITLAB_SSH_PORT" "$GITLAB_REGISTRY_PORT" "$GITLAB_REGISTRY_PORT"
+}
 compose_text() {
-  local host=${GITLAB_EXTERNAL_URL#*://}
-  host=${host%%[:/]*}
+  local host
+  host=$(url_host "$GITLAB_EXTERNAL_URL")
   cat <<YAML
 # Managed by autolabs.
 name: gitlab
@@ -87,10 +141,7 @@ services:
     hostname: '$host'
     shm_size: '$GITLAB_SHM_SIZE'
     ports:
-      - '80:80'
-      - '443:443'
-      - '$GITLAB_SSH_PORT:22'
-      - '$GITLAB_REGISTRY_PORT:$GITLAB_REGISTRY_PORT'
+$(compose_ports)
     volumes:
       - '$GITLAB_HOME/config:/etc/gitlab'
       - '$GITLAB_HOME/logs:/var/log/gitlab'
@@ -123,19 +174,58 @@ do_gitlab_compose() {
 
 # --- gitlab_up ----------------------------------------------------------------------------
 compose() { docker compose --project-directory "$GITLAB_HOME" -f "$GITLAB_HOME/docker-compose.yml" "$@"; }
+# The Compose file and the database password the container reads at start. `compose up` sees a
+# changed Compose file but not a changed secret file (and a bind-mounted file replaced by a new
+# one stays the old one inside the container until it is recreated).
+compose_digest() {
+  cat "$GITLAB_HOME/docker-compose.yml" "$GITLAB_HOME/secrets/db_password" 2>/dev/null | sha256sum | cut -d' ' -f1
+}
 check_gitlab_up() {
-  [[ $(docker inspect -f '{{.Config.Image}} {{.State.Running}}' gitlab 2>/dev/null) == "gitlab/gitlab-ce:$GITLAB_VERSION true" ]]
+  [[ $(docker inspect -f '{{.Config.Image}} {{.State.Running}}' gitlab 2>/dev/null) == "gitlab/gitlab-ce:$GITLAB_VERSION true" ]] &&
+    file_is "$UP_STAMP" "$(compose_digest)"
 }
 do_gitlab_up() {
-  local out
+  local out recreate=()
   if ! out=$(compose pull 2>&1); then
     die "cannot pull gitlab/gitlab-ce:$GITLAB_VERSION from Docker Hub: $(tail -n 2 <<<"$out" | tr '\n' ' ') $(https_hint)"
   fi
-  compose up -d --remove-orphans
+  if ! file_is "$UP_STAMP" "$(compose_digest)"; then recreate=(--force-recreate); fi
+  compose up -d --remove-orphans "${recreate[@]}"
+  write_file "$UP_STAMP" "$(compose_digest)" 0600
 }
 
 # --- gitlab_ready -------------------------------------------------------------------------
-gitlab_ready() { docker exec gitlab curl -fsS --max-time 5 http://localhost/-/readiness 2>/dev/null | grep -q '"status":"ok"'; }
+# /-/readiness answers only addresses in monitoring_whitelist (default 127.0.0.0/8, ::1/128);
+# any other client gets 404. So ask from inside the container, to 127.0.0.1 on the port nginx
+# listens on (the external URL's). Over HTTPS the request carries the URL's host name
+# (--resolve), so the certificate is verified as clients will verify it.
+readiness_curl_args() {
+  local scheme host port
+  scheme=$(url_scheme "$GITLAB_EXTERNAL_URL")
+  host=$(url_host "$GITLAB_EXTERNAL_URL")
+  port=$(url_port "$GITLAB_EXTERNAL_URL")
+  if [[ $scheme == https ]]; then
+    printf '%s\n' --resolve "$host:$port:127.0.0.1" "https://$host:$port/-/readiness"
+  else
+    printf '%s\n' "http://127.0.0.1:$port/-/readiness"
+  fi
+}
+# Ready when the top-level "status" is "ok" (a failing check also answers 503, which curl -f
+# already refuses); the checks' own "status" keys must not count.
+readiness_ok() {
+  python3 -c 'import json,sys
+try:
+    ok = json.load(sys.stdin).get("status") == "ok"
+except Exception:
+    ok = False
+sys.exit(0 if ok else 1)' <<<"$1"
+}
+gitlab_ready() {
+  local args body
+  mapfile -t args < <(readiness_curl_args)
+  body=$(docker exec gitlab curl -fsS --max-time 5 "${args[@]}" 2>/dev/null) || return 1
+  readiness_ok "$body"
+}
 check_gitlab_ready() { gitlab_ready; }
 do_gitlab_ready() {
   local limit=${GITLAB_READY_SECONDS:-1200}
@@ -145,12 +235,27 @@ do_gitlab_ready() {
 }
 
 # --- runner_install -----------------------------------------------------------------------
+# The line packages.gitlab.com's own script.deb.sh writes (…/runner/gitlab-runner/<os>/ <codename>
+# main); the key is the ASCII-armoured …/gpgkey, which apt reads directly from a .asc file.
 runner_repo_line() {
   printf 'deb [signed-by=%s] https://packages.gitlab.com/runner/gitlab-runner/%s/ %s main' "$RUNNER_KEY" "$(os_id)" "$(os_codename)"
 }
+# The Debian version of upstream release $1 in `apt-cache madison` output on stdin ("19.6.0" ->
+# "19.6.0-1"); not a longer release that merely starts with the same digits (19.6.01, 119.6.0).
+madison_version() {
+  awk -v want="$1" '$3 == want || index($3, want "-") == 1 {print $3; exit}'
+}
+# "Version:      19.6.0" from `gitlab-runner --version` on stdin.
+runner_cli_version() { awk '$1 == "Version:" {print $2; exit}'; }
+RUNNER_PACKAGES=(gitlab-runner gitlab-runner-helper-images)
 check_runner_install() {
-  pkg_installed gitlab-runner && gitlab-runner --version 2>/dev/null | grep -q "Version: *$RUNNER_VERSION" &&
-    apt-mark showhold | grep -qx gitlab-runner
+  pkg_installed gitlab-runner || return 1
+  # Captured, not piped into grep -q: under pipefail an early grep exit can fail the pipe (SIGPIPE).
+  local out held
+  out=$(gitlab-runner --version 2>/dev/null) || return 1
+  [[ $(runner_cli_version <<<"$out") == "$RUNNER_VERSION" ]] || return 1
+  held=$(apt-mark showhold)
+  grep -qx gitlab-runner <<<"$held" && unit_active gitlab-runner
 }
 do_runner_install() {
   local base=https://packages.gitlab.com/runner/gitlab-runner
@@ -161,55 +266,110 @@ do_runner_install() {
   write_file "$RUNNER_LIST" "$(runner_repo_line)" 0644
   apt_update
   local v
-  v=$(apt-cache madison gitlab-runner | awk -v want="$RUNNER_VERSION" '$3 ~ "^"want {print $3; exit}')
+  v=$(apt-cache madison gitlab-runner | madison_version "$RUNNER_VERSION")
   [[ -n $v ]] || die "gitlab-runner $RUNNER_VERSION is not offered by $base (services.gitlab.runnerVersion)"
-  apt-mark unhold gitlab-runner >/dev/null 2>&1 || true
+  apt-mark unhold "${RUNNER_PACKAGES[@]}" >/dev/null 2>&1 || true
   local pkgs=("gitlab-runner=$v")
-  # Since 17.7 the helper images are a package of their own, pinned to the same version.
-  if apt-cache madison gitlab-runner-helper-images 2>/dev/null | awk '{print $3}' | grep -qx "$v"; then
+  # Since 17.7 the helper images are a package of their own, installed at the same version
+  # (GitLab's docs pin both: apt install gitlab-runner=V gitlab-runner-helper-images=V).
+  if [[ $(apt-cache madison gitlab-runner-helper-images 2>/dev/null | madison_version "$RUNNER_VERSION") == "$v" ]]; then
     pkgs+=("gitlab-runner-helper-images=$v")
   fi
   apt_install "${pkgs[@]}"
-  apt-mark hold gitlab-runner >/dev/null
+  # Held together: an unattended upgrade of one without the other would split the versions.
+  if pkg_installed gitlab-runner-helper-images; then
+    apt-mark hold "${RUNNER_PACKAGES[@]}" >/dev/null
+  else
+    apt-mark hold gitlab-runner >/dev/null
+  fi
+  # The package's postinst installs the service; make sure it runs and starts at boot.
+  systemctl enable --now gitlab-runner
 }
 
-# --- runner_register: the runner-token flow (GitLab >= 17) --------------------------------
+# --- runner_register: the runner-token flow (GitLab >= 16; registration tokens are gone) ---
+# True when config.toml ($1) holds a [[runners]] entry for URL $2.
+runner_config_has_url() {
+  [[ -f $1 ]] || return 1
+  # Sub-tables ([runners.docker], indented or not) stay inside the entry; any other table ends it.
+  awk -v want="url = \"$2\"" '/^\[\[runners\]\]/ {inr = 1; next} /^\[/ && !/^\[runners\./ {inr = 0}
+    inr { line = $0; sub(/^[ \t]+/, "", line); sub(/[ \t]+$/, "", line); if (line == want) found = 1 }
+    END {exit !found}' "$1"
+}
+# `gitlab-runner verify` output: "Verifying runner... is valid" for a runner authentication token
+# (glrt-); "is not valid" or an error otherwise (gitlab-runner network/gitlab.go VerifyRunner).
+runner_verify_ok() { grep -q 'Verifying runner\.\.\. *is valid' <<<"$1"; }
 check_runner_register() {
-  [[ -f $RUNNER_CONFIG ]] && grep -q "url = \"$GITLAB_EXTERNAL_URL\"" "$RUNNER_CONFIG" &&
-    gitlab-runner verify 2>&1 | grep -q 'is valid'
+  runner_config_has_url "$RUNNER_CONFIG" "$GITLAB_EXTERNAL_URL" || return 1
+  local out
+  out=$(timeout 60 gitlab-runner verify 2>&1) || return 1
+  runner_verify_ok "$out"
+}
+
+RUNNER_PAT_NAME=autolabs-runner-registration
+# Ruby for `gitlab-rails runner`: a token for root with only create_runner that expires
+# tomorrow, generated by GitLab and printed on one marked line. It leaves the container on
+# docker exec's stdout: never on a command line, never in a file another user could read.
+# Tokens of an earlier, interrupted run are revoked first.
+registration_pat_ruby() {
+  cat <<RUBY
+user = User.find_by_username('root') or abort('autolabs: GitLab has no user root')
+user.personal_access_tokens.active.where(name: '$RUNNER_PAT_NAME').each(&:revoke!)
+pat = user.personal_access_tokens.create!(name: '$RUNNER_PAT_NAME', scopes: ['create_runner'], expires_at: 1.day.from_now.to_date)
+puts "AUTOLABS_PAT=#{pat.token}"
+RUBY
+}
+# Lines starting with marker $1 go to stdout without the marker; all others to stderr (the log).
+take_marked() {
+  local line
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == "$1"* ]]; then printf '%s' "${line#"$1"}"; else printf '%s\n' "$line" >&2; fi
+  done
+}
+# The runner authentication token in the answer of POST /user/runners ({"id":…,"token":"glrt-…"}).
+runner_token_from_json() {
+  python3 -c 'import json,sys
+try:
+    t = json.load(sys.stdin).get("token")
+except Exception:
+    t = None
+print(t if isinstance(t, str) else "")'
+}
+REG_WORK=''
+reg_cleanup() {
+  if [[ -n $REG_WORK ]]; then rm -rf "$REG_WORK"; fi
 }
 do_runner_register() {
   # Safe to re-run: a runner that verifies is not registered a second time.
   if check_runner_register; then return 0; fi
-  local pat work
-  pat="glpat-$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"
-  work=$(mktemp -d "$GITLAB_HOME/config/.autolabs.XXXXXX")
-  # gitlab-rails runs as the container's git user: it must be able to read these two files.
-  chmod 0755 "$work"
-  # A short-lived token with only create_runner, made inside GitLab (never on a command line).
-  printf '%s' "$pat" >"$work/pat"
-  cat >"$work/pat.rb" <<RUBY
-token = File.read('/etc/gitlab/$(basename "$work")/pat').strip
-user = User.find_by_username('root')
-pat = user.personal_access_tokens.build(name: 'autolabs-runner-registration', scopes: [:create_runner], expires_at: 1.day.from_now)
-pat.set_token(token)
-pat.save!
-RUBY
-  chmod 0644 "$work/pat" "$work/pat.rb"
-  docker exec gitlab gitlab-rails runner "/etc/gitlab/$(basename "$work")/pat.rb" >&2 ||
-    die "could not create the registration token inside GitLab"
-  printf 'PRIVATE-TOKEN: %s\n' "$pat" >"$work/header"
+  # Runners GitLab no longer knows (it was reinstalled, the runner deleted) leave config.toml;
+  # an unreachable GitLab removes nothing.
+  if [[ -f $RUNNER_CONFIG ]]; then timeout 60 gitlab-runner verify --delete >&2 || true; fi
+  local pat
+  pat=$(docker exec gitlab timeout 900 gitlab-rails runner "$(registration_pat_ruby)" | take_marked AUTOLABS_PAT=) ||
+    die "gitlab-rails could not create the runner registration token (see the output above)"
+  [[ -n $pat ]] || die "gitlab-rails did not print the runner registration token"
+  # The token reaches curl in a 0600 header file (curl -H @file), not on its command line.
+  REG_WORK=$(mktemp -d "$AUTOLABS_STATE_DIR/.runner.XXXXXX")
+  trap reg_cleanup EXIT
+  printf 'PRIVATE-TOKEN: %s\n' "$pat" >"$REG_WORK/header"
+  chmod 0600 "$REG_WORK/header"
   local resp token
-  resp=$(curl "${CURL_OPTS[@]}" -H "@$work/header" -X POST "$GITLAB_EXTERNAL_URL/api/v4/user/runners" \
+  # An instance runner needs an administrator (root) and the create_runner scope.
+  resp=$(curl "${CURL_OPTS[@]}" -H "@$REG_WORK/header" -X POST "$(api_url)/user/runners" \
     --data-urlencode 'runner_type=instance_type' --data-urlencode 'description=autolabs docker runner' \
-    --data-urlencode 'run_untagged=true') || die "POST $GITLAB_EXTERNAL_URL/api/v4/user/runners failed"
-  token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$resp")
-  [[ $token == glrt-* ]] || die "GitLab did not return a runner authentication token (glrt-…)"
-  # --token is read from CI_SERVER_TOKEN so it is not visible in ps.
-  CI_SERVER_TOKEN=$token CI_SERVER_URL=$GITLAB_EXTERNAL_URL gitlab-runner register --non-interactive \
+    --data-urlencode 'run_untagged=true') || die "POST $(api_url)/user/runners failed"
+  token=$(runner_token_from_json <<<"$resp")
+  [[ $token == glrt-* ]] || die "GitLab did not return a runner authentication token (glrt-…) from POST $(api_url)/user/runners"
+  # --token and --url come from CI_SERVER_TOKEN / CI_SERVER_URL, so the token is not in ps.
+  # With a glrt- token, tags, run-untagged, locked etc. belong to the server (set above);
+  # the register command refuses them.
+  CI_SERVER_TOKEN=$token CI_SERVER_URL=$GITLAB_EXTERNAL_URL timeout 120 gitlab-runner register --non-interactive \
     --executor docker --docker-image alpine:3 --description 'autolabs docker runner' >&2
-  curl "${CURL_OPTS[@]}" -H "@$work/header" -X DELETE "$GITLAB_EXTERNAL_URL/api/v4/personal_access_tokens/self" >/dev/null || true
-  rm -rf "$work"
+  # Any token can revoke itself (GitLab >= 15.3); tomorrow it expires anyway.
+  curl "${CURL_OPTS[@]}" -H "@$REG_WORK/header" -X DELETE "$(api_url)/personal_access_tokens/self" >/dev/null ||
+    warn "could not revoke the one-day registration token $RUNNER_PAT_NAME; it expires tomorrow"
+  reg_cleanup
+  REG_WORK=''
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then stage_main "$@"; fi

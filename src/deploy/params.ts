@@ -29,7 +29,10 @@ export function rolePorts(role: Role, config: Config): {subnet: string[]; public
     case 'database':
       return {subnet: ['5432/tcp', '6379/tcp', `${config.services.objectStorage.port}/tcp`], public: []}
     case 'gitlab': {
-      const web = ['80/tcp', '443/tcp', `${g.sshPort}/tcp`, `${g.registryPort}/tcp`]
+      // GitLab's nginx listens on the external URL's port: http://host:8929 needs 8929 open too.
+      const urlPort = g.externalUrl ? new URL(g.externalUrl).port : ''
+      const extra = urlPort && urlPort !== '80' && urlPort !== '443' ? [`${urlPort}/tcp`] : []
+      const web = ['80/tcp', '443/tcp', ...extra, `${g.sshPort}/tcp`, `${g.registryPort}/tcp`]
       return {subnet: web, public: web}
     }
     case 'k8s':
