@@ -23,8 +23,8 @@ resource "proxmox_virtual_environment_vm" "gitlab" {
     timeout = local.guest_agent_timeout
   }
 
-  # Stated again although the template has them: the provider applies its own defaults to
-  # blocks a clone leaves out (virtio-scsi-pci, OS type "other").
+  # Stated again although the template has them: what a clone leaves out is compared with the
+  # provider's defaults (scsi_hardware would drift to virtio-scsi-pci on the next apply).
   operating_system {
     type = "l26"
   }
@@ -75,7 +75,8 @@ resource "proxmox_virtual_environment_vm" "gitlab" {
     }
 
     # builtin mode: Proxmox's cloud-init creates the user with the keys. snippet mode: the
-    # user-data snippet does (the provider refuses both at once).
+    # user-data snippet does. Never both: the provider documents them as conflicting (it does
+    # not refuse them, but with cicustom user=... Proxmox ignores the user account).
     dynamic "user_account" {
       for_each = var.cloud_init_mode == "builtin" ? [var.vm_user] : []
       content {

@@ -7,8 +7,9 @@ resource "proxmox_virtual_environment_vm" "k8s" {
   description = "k8s-vm: single-node Kubernetes (containerd, Calico, NGINX Ingress Controller). Managed by Terraform (autolabs, environment ${var.environment_name})."
   tags        = local.tags["k8s"]
 
-  # One clone at a time: clones of one template contend for its lock and for the storage
-  # lock; chaining them (plus clone.retries) avoids "can't lock file ... got timeout".
+  # One clone at a time: Proxmox clones a stopped template under a shared lock, but each full
+  # clone allocates on (and copies into) the same storage, whose lock then times out ("can't
+  # lock file ... got timeout"). The chain, plus clone.retries, avoids that.
   depends_on = [proxmox_virtual_environment_vm.database]
 
   clone {
@@ -27,8 +28,8 @@ resource "proxmox_virtual_environment_vm" "k8s" {
     timeout = local.guest_agent_timeout
   }
 
-  # Stated again although the template has them: the provider applies its own defaults to
-  # blocks a clone leaves out (virtio-scsi-pci, OS type "other").
+  # Stated again although the template has them: what a clone leaves out is compared with the
+  # provider's defaults (scsi_hardware would drift to virtio-scsi-pci on the next apply).
   operating_system {
     type = "l26"
   }
@@ -79,7 +80,8 @@ resource "proxmox_virtual_environment_vm" "k8s" {
     }
 
     # builtin mode: Proxmox's cloud-init creates the user with the keys. snippet mode: the
-    # user-data snippet does (the provider refuses both at once).
+    # user-data snippet does. Never both: the provider documents them as conflicting (it does
+    # not refuse them, but with cicustom user=... Proxmox ignores the user account).
     dynamic "user_account" {
       for_each = var.cloud_init_mode == "builtin" ? [var.vm_user] : []
       content {

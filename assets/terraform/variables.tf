@@ -235,7 +235,7 @@ variable "cloud_init_mode" {
 }
 
 variable "clone_retries" {
-  description = "How often the provider retries a clone that Proxmox refused with a lock timeout."
+  description = "Attempts the provider makes at each clone (bpg retries any failed clone, 10 s apart). Changing it replaces the VMs: every clone argument forces a new VM."
   type        = number
   default     = 3
 

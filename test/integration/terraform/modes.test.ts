@@ -116,6 +116,18 @@ describe('the fake terraform evaluates the .tf files themselves', () => {
     expect((err as Error).message).toBe('terraform plan failed (exit 1).')
     expect((err as {stderrTail: string}).stderrTail).toContain('proxmox_virtual_environment_pool.lab (extra.tf) has no provider model')
   })
+
+  it('and holds the evaluated values against the bpg/proxmox schema: a snippet AND a user in builtin mode is refused at plan', async () => {
+    env = await setup()
+    const file = path.join(env.ws.terraformDir, 'gitlab-vm.tf')
+    const text = await readFile(file, 'utf8')
+    // Statically fine (both names exist); only the evaluated builtin-mode values conflict.
+    await writeFile(file, text.replace('lookup(local.user_data_file_ids, "gitlab", null)', '"local:snippets/gitlab.yaml"'))
+    const err = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true}).catch((e: unknown) => e)
+    expect((err as Error).message).toBe('terraform plan failed (exit 1).')
+    expect((err as {stderrTail: string}).stderrTail).toContain('proxmox_virtual_environment_vm.gitlab.initialization: "user_account" conflicts with "user_data_file_id"')
+    expect(env.sim.state.vms.size).toBe(0)
+  })
 })
 
 describe('hand-edited values', () => {
