@@ -178,7 +178,8 @@ compose() { docker compose --project-directory "$GITLAB_HOME" -f "$GITLAB_HOME/d
 # changed Compose file but not a changed secret file (and a bind-mounted file replaced by a new
 # one stays the old one inside the container until it is recreated).
 compose_digest() {
-  cat "$GITLAB_HOME/docker-compose.yml" "$GITLAB_HOME/secrets/db_password" 2>/dev/null | sha256sum | cut -d' ' -f1
+  # (Before the first gitlab_compose the files are missing: a digest nothing matches, no error.)
+  { cat "$GITLAB_HOME/docker-compose.yml" "$GITLAB_HOME/secrets/db_password" 2>/dev/null || true; } | sha256sum | cut -d' ' -f1
 }
 check_gitlab_up() {
   [[ $(docker inspect -f '{{.Config.Image}} {{.State.Running}}' gitlab 2>/dev/null) == "gitlab/gitlab-ce:$GITLAB_VERSION true" ]] &&
@@ -266,13 +267,13 @@ do_runner_install() {
   write_file "$RUNNER_LIST" "$(runner_repo_line)" 0644
   apt_update
   local v
-  v=$(apt-cache madison gitlab-runner | madison_version "$RUNNER_VERSION")
+  v=$({ apt-cache madison gitlab-runner 2>/dev/null || true; } | madison_version "$RUNNER_VERSION")
   [[ -n $v ]] || die "gitlab-runner $RUNNER_VERSION is not offered by $base (services.gitlab.runnerVersion)"
   apt-mark unhold "${RUNNER_PACKAGES[@]}" >/dev/null 2>&1 || true
   local pkgs=("gitlab-runner=$v")
   # Since 17.7 the helper images are a package of their own, installed at the same version
   # (GitLab's docs pin both: apt install gitlab-runner=V gitlab-runner-helper-images=V).
-  if [[ $(apt-cache madison gitlab-runner-helper-images 2>/dev/null | madison_version "$RUNNER_VERSION") == "$v" ]]; then
+  if [[ $({ apt-cache madison gitlab-runner-helper-images 2>/dev/null || true; } | madison_version "$RUNNER_VERSION") == "$v" ]]; then
     pkgs+=("gitlab-runner-helper-images=$v")
   fi
   apt_install "${pkgs[@]}"

@@ -135,6 +135,34 @@ describe('gitlab.sh compose_digest (a changed database password recreates the co
   })
 })
 
+describe('gitlab.sh checks that fail fail quietly (no AUTOLABS_ERROR from the ERR trap)', () => {
+  it('compose_digest before gitlab_compose wrote the files: a digest, no error line', () => {
+    const r = bash('echo "$(compose_digest)"', {GITLAB_HOME: '/nonexistent/gitlab'})
+    expect(r.stdout.trim()).toMatch(/^[0-9a-f]{64}$/)
+    expect(r.stderr).toBe('')
+  })
+  it.skipIf(!hasPython)('gitlab_ready polls a GitLab that is not up yet without an error line, and sees it ready later', () => {
+    const dir = tempDir('al-gl-ready-')
+    const bin = path.join(dir, 'bin')
+    mkdirSync(bin)
+    writeFileSync(
+      path.join(bin, 'docker'),
+      `#!/usr/bin/env bash\nprintf '%s\\n' "$*" >>"${dir}/argv.log"\n[[ -f "${dir}/body" ]] || { echo 'curl: (7) Failed to connect' >&2; exit 7; }\ncat "${dir}/body"\n`,
+    )
+    chmodSync(path.join(bin, 'docker'), 0o755)
+    // As run_step calls a check: in a condition.
+    const ready = () => bash('if check_gitlab_ready; then exit 0; else exit 1; fi', {PATH: `${bin}:${process.env.PATH}`})
+    const down = ready()
+    expect(down.code).toBe(1)
+    expect(down.stderr).toBe('')
+    writeFileSync(path.join(dir, 'body'), readFileSync(fx('gitlab-readiness-failed.json')))
+    expect(ready().code).toBe(1)
+    writeFileSync(path.join(dir, 'body'), readFileSync(fx('gitlab-readiness-ok.json')))
+    expect(ready().code).toBe(0)
+    expect(readFileSync(path.join(dir, 'argv.log'), 'utf8').trim().split('\n')[0]).toBe('exec gitlab curl -fsS --max-time 5 http://127.0.0.1:80/-/readiness')
+  })
+})
+
 describe('gitlab.sh daemon_json_text (Docker trusts the plain-HTTP registry)', () => {
   it('is JSON naming the registry as an insecure registry', () => {
     const doc = JSON.parse(bash('daemon_json_text').stdout)
