@@ -14,6 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 CONTAINERD_CONFIG=${CONTAINERD_CONFIG:-/etc/containerd/config.toml}
 ADMIN_CONF=/etc/kubernetes/admin.conf
+APISERVER_MANIFEST=/etc/kubernetes/manifests/kube-apiserver.yaml
 KUBE_KEY=/etc/apt/keyrings/kubernetes-apt-keyring.asc
 KUBE_LIST=/etc/apt/sources.list.d/kubernetes.list
 DOCKER_KEY=/etc/apt/keyrings/docker.asc
@@ -234,7 +235,7 @@ kube_pkgs_at_minor() {
 }
 kube_held() { [[ $(apt-mark showhold 2>/dev/null | grep -cxE 'kubelet|kubeadm|kubectl') -eq 3 ]]; }
 check_kube_packages() { kube_pkgs_at_minor && kube_held; }
-cluster_initialised() { [[ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]]; }
+cluster_initialised() { [[ -f $APISERVER_MANIFEST ]]; }
 do_kube_packages() {
   # Already at the pinned minor: only hold them. Reinstalling would pull a newer patch release
   # of kubelet than the running control plane (the kubelet must never be newer).
@@ -309,10 +310,12 @@ cluster_drift() {
   svc=$(yaml_scalar serviceSubnet <<<"$cc")
   if [[ $pod != "$POD_CIDR" ]]; then printf 'pod network: the cluster has %s, services.kubernetes.podCidr is %s\n' "${pod:-none}" "$POD_CIDR"; fi
   if [[ $svc != "$SERVICE_CIDR" ]]; then printf 'service network: the cluster has %s, services.kubernetes.serviceCidr is %s\n' "${svc:-none}" "$SERVICE_CIDR"; fi
-  ip=$(grep -Eo -- '--advertise-address=[0-9.]+' /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | head -n 1 || true)
+  ip=$(grep -Eo -- '--advertise-address=[0-9.]+' "$APISERVER_MANIFEST" 2>/dev/null | head -n 1 || true)
   ip=${ip#*=}
   if [[ -n $ip && $ip != "$VM_IP" ]]; then printf 'API server address: the cluster has %s, the VM address is %s\n' "$ip" "$VM_IP"; fi
 }
+# kubeadm's output with the values of --token and --certificate-key masked.
+mask_join_secrets() { sed -E 's/(--token|--certificate-key)[[:space:]]+[^[:space:]\\]+/\1 <redacted>/g'; }
 # Pins kubeadm's pause image in containerd before kubeadm's preflight compares them.
 containerd_align_pause() {
   local pause
@@ -337,8 +340,7 @@ do_kubeadm_init() {
   write_file "$KUBEADM_CONFIG" "$(kubeadm_config_text)" 0600
   # No --upload-certs: there is no second control plane to join, and it would print the
   # certificate key. Join tokens in kubeadm's closing advice are masked for the log.
-  kubeadm init --config "$KUBEADM_CONFIG" 2>&1 |
-    sed -E 's/(--token|--certificate-key)[[:space:]]+[^[:space:]\\]+/\1 <redacted>/g' >&2 ||
+  kubeadm init --config "$KUBEADM_CONFIG" 2>&1 | mask_join_secrets >&2 ||
     die "kubeadm init failed (see the output above)"
   WAIT_SECONDS=180 wait_until cluster_answers || die "the API server did not become ready within 3 minutes"
 }
