@@ -44,6 +44,8 @@ url_port() {
 api_url() { printf '%s/api/v4' "${GITLAB_EXTERNAL_URL%/}"; }
 
 # --- docker_repo --------------------------------------------------------------------------
+# The one-line form of what Docker's install docs now write as docker.sources (same key path,
+# URI per distribution, suite = the release codename, which Ubuntu also sets as VERSION_CODENAME).
 docker_repo_line() {
   printf 'deb [arch=%s signed-by=%s] https://download.docker.com/linux/%s %s stable' \
     "$(dpkg --print-architecture)" "$DOCKER_KEY" "$(os_id)" "$(os_codename)"
