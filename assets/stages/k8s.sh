@@ -359,8 +359,9 @@ check_untaint() {
 }
 do_untaint() {
   # kubectl fails on "taint ... not found": only nodes that still carry it (a forced re-run).
-  local node
-  for node in $(cp_tainted_nodes); do
+  local nodes node
+  nodes=$(cp_tainted_nodes) # (an assignment: a failing kubectl stops the step here)
+  for node in $nodes; do
     kubectl_ taint nodes "$node" "$CP_TAINT-" >&2
   done
 }

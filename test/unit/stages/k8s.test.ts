@@ -287,6 +287,14 @@ describe('k8s.sh untaint (single node: the control-plane taint goes)', () => {
     expect(bash(`${stub} do_untaint`, env).code).toBe(0)
     expect(readFileSync(calls, 'utf8')).toBe('')
   })
+  it('an unreachable API server fails the action (not an empty node list), and the check fails quietly', () => {
+    const down = 'kubectl_() { echo "The connection to the server was refused" >&2; return 1; };'
+    const r = bash(`${down} do_untaint`)
+    expect(r.code).not.toBe(0)
+    const c = bash(`${down} if check_untaint; then exit 0; else exit 1; fi`)
+    expect(c.code).toBe(1)
+    expect(c.stderr).not.toMatch(/AUTOLABS_ERROR/)
+  })
   it('is not fooled by a taint whose key only starts with the control-plane key', () => {
     expect(ok(`${stub} check_untaint`, {NODES: 'k8s-vm node-role.kubernetes.io/control-plane-extra\\n'})).toBe(true)
   })
