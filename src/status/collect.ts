@@ -7,7 +7,7 @@ import type {Role} from '../config/schema.js'
 import {applySlow, evaluate, fmtPct, metricWarnings} from './evaluate.js'
 import {
   DISK_CMD,
-  GITLAB_READY_CMD,
+  gitlabReadyCmd,
   httpVerdict,
   KUBE_CMD,
   parseDf,
@@ -69,6 +69,8 @@ export interface StatusPlan {
   redisPassword?: string
   objectStoragePort: number
   registryPort: number
+  /** GitLab's external_url: its readiness endpoint listens on that URL's port. */
+  gitlabExternalUrl: string
   namespaces: string[]
   thresholds?: Thresholds
   /** SSH connect / TCP connect bound (default 3 s). */
@@ -216,7 +218,7 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
 
     if (vm.role === 'gitlab') {
       run(vm.role, 'gitlab-readiness', 'GitLab readiness', connectMs + checkMs, async (signal) => {
-        const r = await exec(GITLAB_READY_CMD, signal)
+        const r = await exec(gitlabReadyCmd(plan.gitlabExternalUrl), signal)
         return parseGitlabReadiness(r.code, r.stdout, r.stderr)
       })
       run(vm.role, 'registry', 'Container registry /v2/', connectMs + checkMs, async (signal) =>

@@ -48,11 +48,30 @@ export function parseRedisPing(code: number, stdout: string, stderr: string): {s
   return {status: 'fail', detail: lastLine(out || stderr) || `redis-cli exited ${code}`}
 }
 
-/** GitLab's readiness from inside its container: the endpoint only answers localhost. */
-export const GITLAB_READY_CMD = 'sudo -n docker exec gitlab curl -sS --max-time 5 http://localhost/-/readiness'
+/**
+ * GitLab's readiness, asked from inside its container: /-/readiness answers only the
+ * monitoring whitelist (127.0.0.0/8 and ::1 by default), on the port nginx listens on, which is
+ * the external URL's. Over HTTPS the request keeps the URL's host name (--resolve) so the
+ * certificate is checked as clients check it. The same request the gitlab stage waits on.
+ */
+export function gitlabReadyCmd(externalUrl: string): string {
+  const u = new URL(externalUrl)
+  const https = u.protocol === 'https:'
+  const port = u.port || (https ? '443' : '80')
+  const target = https ? `--resolve ${q(`${u.hostname}:${port}:127.0.0.1`)} ${q(`https://${u.hostname}:${port}/-/readiness`)}` : q(`http://127.0.0.1:${port}/-/readiness`)
+  return `sudo -n docker exec gitlab curl -sS --max-time 5 ${target}`
+}
+/** Ready when the top-level "status" is "ok" (each check inside has its own "status"). */
 export function parseGitlabReadiness(code: number, stdout: string, stderr: string): {status: CheckStatus; detail: string} {
-  if (code === 0 && /"status"\s*:\s*"ok"/.test(stdout)) return {status: 'ok', detail: 'ready'}
+  let top: unknown
+  try {
+    top = (JSON.parse(stdout) as {status?: unknown}).status
+  } catch {
+    top = undefined
+  }
+  if (code === 0 && top === 'ok') return {status: 'ok', detail: 'ready'}
   if (/No such container|is not running/.test(stderr)) return {status: 'fail', detail: lastLine(stderr)}
+  if (typeof top === 'string') return {status: 'fail', detail: `not ready: status "${top}"`}
   return {status: 'fail', detail: lastLine(stdout) || lastLine(stderr) || `exit ${code}`}
 }
 

@@ -1,4 +1,5 @@
 /** Wires collectStatus() to a workspace: Proxmox client, SSH sessions, HTTP. */
+import {derived} from '../config/load.js'
 import type {Role} from '../config/schema.js'
 import {registerSecret} from '../util/redact.js'
 import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan} from './collect.js'
@@ -25,6 +26,7 @@ export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
     redisPassword: secrets?.redis.password,
     objectStoragePort: config.services.objectStorage.port,
     registryPort: config.services.gitlab.registryPort,
+    gitlabExternalUrl: derived(config).gitlabExternalUrl,
     namespaces: config.services.kubernetes.namespaces,
     connectTimeoutMs: opts.connectTimeoutMs,
     checkTimeoutMs: opts.checkTimeoutMs,

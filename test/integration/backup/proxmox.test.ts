@@ -130,7 +130,7 @@ for (const version of ['9.1', '8.4'] as const) {
     it('status reads VM state, uptime, CPU and memory from the API, and a stopped VM is a failure', async () => {
       await client.stopVm('pve', 130)
       const r = await collectStatus(
-        {node: 'pve', vms: VMS, postgresUsers: {}, objectStoragePort: 1, registryPort: 1, namespaces: [], connectTimeoutMs: 200, checkTimeoutMs: 500},
+        {node: 'pve', vms: VMS, postgresUsers: {}, objectStoragePort: 1, registryPort: 1, gitlabExternalUrl: 'http://10.0.0.10', namespaces: [], connectTimeoutMs: 200, checkTimeoutMs: 500},
         {
           vmStatus: (node, vmid) => client.vmStatus(node, vmid),
           connect: () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), {code: 'ECONNREFUSED'})),

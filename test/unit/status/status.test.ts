@@ -3,7 +3,7 @@ import {describe, expect, it} from 'vitest'
 import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan} from '../../../src/status/collect.js'
 import {applySlow, evaluate, metricWarnings} from '../../../src/status/evaluate.js'
 import {renderText, toRows} from '../../../src/status/format.js'
-import {parseDf, parseKube, parsePgLogin, parseRedisPing, parseRunnerVerify, pgLoginCmd, redisPingCmd} from '../../../src/status/probes.js'
+import {gitlabReadyCmd, parseDf, parseGitlabReadiness, parseKube, parsePgLogin, parseRedisPing, parseRunnerVerify, pgLoginCmd, redisPingCmd} from '../../../src/status/probes.js'
 import {type CheckResult, DEFAULT_THRESHOLDS} from '../../../src/status/types.js'
 
 const check = (status: CheckResult['status'], extra: Partial<CheckResult> = {}): CheckResult => ({
@@ -98,6 +98,7 @@ const plan = (over: Partial<StatusPlan> = {}): StatusPlan => ({
   redisPassword: 'pw-redis-0123456789',
   objectStoragePort: 8333,
   registryPort: 5050,
+  gitlabExternalUrl: 'http://10.0.0.10',
   namespaces: ['platform'],
   connectTimeoutMs: 300,
   checkTimeoutMs: 600,
@@ -140,6 +141,20 @@ const deps = (over: Partial<StatusDeps> = {}): StatusDeps => ({
   connect: async () => fakeShell(healthy),
   httpStatus: async (url) => (url.endsWith('/healthz') ? 200 : url.endsWith('/v2/') ? 401 : 404),
   ...over,
+})
+
+describe('GitLab readiness probe', () => {
+  it('asks 127.0.0.1 inside the container on the external URL\'s port (the monitoring whitelist), keeping the host name over HTTPS', () => {
+    expect(gitlabReadyCmd('http://10.0.0.10')).toBe("sudo -n docker exec gitlab curl -sS --max-time 5 'http://127.0.0.1:80/-/readiness'")
+    expect(gitlabReadyCmd('http://gitlab.lab:8929/')).toContain("'http://127.0.0.1:8929/-/readiness'")
+    expect(gitlabReadyCmd('https://gitlab.lab')).toContain("--resolve 'gitlab.lab:443:127.0.0.1' 'https://gitlab.lab:443/-/readiness'")
+  })
+  it('is ready only when the top-level status is ok, not when a nested check is', () => {
+    expect(parseGitlabReadiness(0, '{"status":"ok","master_check":[{"status":"ok"}]}', '')).toEqual({status: 'ok', detail: 'ready'})
+    expect(parseGitlabReadiness(0, '{"status":"failed","master_check":[{"status":"ok"}],"db_check":[{"status":"failed"}]}', '')).toEqual({status: 'fail', detail: 'not ready: status "failed"'})
+    expect(parseGitlabReadiness(7, '', 'curl: (7) Failed to connect to 127.0.0.1 port 80')).toEqual({status: 'fail', detail: 'curl: (7) Failed to connect to 127.0.0.1 port 80'})
+    expect(parseGitlabReadiness(1, '', 'Error response from daemon: No such container: gitlab').status).toBe('fail')
+  })
 })
 
 describe('collectStatus', () => {
