@@ -143,12 +143,15 @@ kubeadm_pause_image() {
   kubeadm config images list --kubernetes-version "$v" 2>/dev/null | grep -m1 '/pause:' || true
 }
 
+# The oldest containerd the pinned Kubernetes minor supports: 1.35 is the last minor that
+# supports containerd 1.x (Kubernetes v1.35 release notes).
+containerd_min() { if [[ ${K8S_VERSION#1.} -ge 36 ]]; then printf '2.0'; else printf '1.7'; fi; }
 containerd_pkg() {
-  # The distribution's containerd when it is 1.7 or newer; else Docker's containerd.io.
+  # The distribution's containerd when it is new enough; else Docker's containerd.io.
   local v
   v=$(apt_candidate containerd)
   v=${v#*:}
-  if [[ -n $v ]] && printf '1.7\n%s\n' "${v%%[-+~]*}" | sort -V -C; then printf 'containerd'; else printf 'containerd.io'; fi
+  if [[ -n $v ]] && printf '%s\n%s\n' "$(containerd_min)" "${v%%[-+~]*}" | sort -V -C; then printf 'containerd'; else printf 'containerd.io'; fi
 }
 # The GitLab registry speaks plain HTTP inside the VM network (gitlab.sh registry_trust), so
 # the host is http:// (nothing to verify, and TLS verification is not switched off anywhere).
@@ -188,7 +191,7 @@ do_containerd() {
   if [[ $pkg == containerd.io ]] && ! pkg_installed containerd.io; then
     local base
     base="https://download.docker.com/linux/$(os_id)"
-    log "this distribution's containerd is older than 1.7; using containerd.io from $base"
+    log "this distribution's containerd is older than $(containerd_min) (Kubernetes $K8S_VERSION); using containerd.io from $base"
     require_reachable "$base/gpg"
     install -d -m 0755 /etc/apt/keyrings
     fetch "$base/gpg" "$DOCKER_KEY"

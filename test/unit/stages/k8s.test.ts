@@ -108,6 +108,21 @@ describe('k8s.sh containerd: the config the containerd step writes', () => {
   })
 })
 
+describe('k8s.sh containerd_pkg (which containerd package the pinned Kubernetes minor can use)', () => {
+  const pkg = (candidate: string, minor: string) => bash(`apt_candidate() { printf '%s' '${candidate}'; }; containerd_pkg`, {K8S_VERSION: minor}).stdout
+  it("takes the distribution's containerd from 1.7 on (Ubuntu 22.04/24.04) for Kubernetes 1.35", () => {
+    expect(pkg('1.7.28-0ubuntu1~24.04.1', '1.35')).toBe('containerd')
+  })
+  it("takes Docker's containerd.io when the distribution's is older (Debian 12: 1.6.20) or missing", () => {
+    expect(pkg('1.6.20~ds1-1+b1', '1.35')).toBe('containerd.io')
+    expect(pkg('', '1.35')).toBe('containerd.io')
+  })
+  it('needs containerd 2.x from Kubernetes 1.36 on (1.35 is the last minor supporting containerd 1.x)', () => {
+    expect(pkg('1.7.28-0ubuntu1~24.04.1', '1.36')).toBe('containerd.io')
+    expect(pkg('2.2.1-0ubuntu1', '1.36')).toBe('containerd')
+  })
+})
+
 describe('k8s.sh containerd_registry_ok (the CRI plugin reads hosts.toml from certs.d)', () => {
   it('accepts config_path = "/etc/containerd/certs.d" in the CRI registry table (either quote style)', () => {
     expect(ok(`containerd_registry_ok ${fx('containerd-v2-systemd.toml')}`)).toBe(true)
