@@ -55,6 +55,8 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     const template = sim.vm(9000)
     expect(template.config.template).toBe('1')
     expect(template.config.scsi0).toMatch(/^local-lvm:base-9000-disk-0,/)
+    // The hardware template.tf states (OS type, controller, serial console), as the provider sends it.
+    expect([template.config.ostype, template.config.scsihw, template.config.serial0, template.config.vga]).toEqual(['l26', 'virtio-scsi-single', 'socket', 'serial0'])
     expect([...sim.state.volumes.keys()]).toContain('local:import/jammy-server-cloudimg-amd64.qcow2')
 
     // Each VM carries the values from autolabs.yaml's defaults (the design table).
@@ -72,6 +74,7 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
       expect(vm.config.ciuser).toBe('ubuntu')
       expect(decodeURIComponent(vm.config.sshkeys)).toContain(KEY)
       expect(vm.config.agent).toMatch(/^enabled=1/)
+      expect([vm.config.ostype, vm.config.scsihw, vm.config.vga, vm.config.onboot]).toEqual(['l26', 'virtio-scsi-single', 'serial0', '1'])
     }
 
     // terraform output → .autolabs/state.json
