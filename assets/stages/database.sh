@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage "database" (database-vm): PostgreSQL, Redis 7, SeaweedFS (S3).
-# Parameters (env file): VM_IP VM_SUBNET APT_PROXY PG_VERSION PG_WAL_ARCHIVE(true|false)
+# Parameters (env file): VM_IP VM_SUBNET APT_PROXY PG_VERSION PG_WAL_ARCHIVE(true|false) PG_MAX_CONNECTIONS
 # PG_DATABASES ("autolabs zitadel gitlab") PG_PASSWORD__<db, "-" as "_"> REDIS_VERSION
 # REDIS_PASSWORD SEAWEEDFS_VERSION SEAWEEDFS_SHA256 S3_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKETS
 #
@@ -57,7 +57,7 @@ do_postgres_install() {
 
 # --- postgres_config: listen address, scram, pg_hba ---------------------------------------
 pg_conf_text() {
-  printf "# Managed by autolabs.\nlisten_addresses = 'localhost,%s'\npassword_encryption = 'scram-sha-256'" "$VM_IP"
+  printf "# Managed by autolabs.\nlisten_addresses = 'localhost,%s'\npassword_encryption = 'scram-sha-256'\nmax_connections = %s" "$VM_IP" "${PG_MAX_CONNECTIONS:-400}"
 }
 pg_hba_text() {
   local db
@@ -102,7 +102,8 @@ check_postgres_config() {
   file_is "$dir/pg_hba.conf" "$(pg_hba_text)" || return 1
   # The running server uses it (a restart may still be pending after an interruption).
   [[ $(pg_setting password_encryption) == scram-sha-256 ]] &&
-    [[ $(pg_setting listen_addresses) == "localhost,$VM_IP" ]]
+    [[ $(pg_setting listen_addresses) == "localhost,$VM_IP" ]] &&
+    [[ $(pg_setting max_connections) == "${PG_MAX_CONNECTIONS:-400}" ]]
 }
 do_postgres_config() {
   local dir

@@ -53,7 +53,7 @@ export const VERSIONS = {
   gitlab: '19.6.0-ce.0',
   gitlabRunner: '19.6.0',
   kubernetes: '1.35',
-  calico: 'v3.31.2',
+  calico: 'v3.32.2', // tested by Tigera against Kubernetes 1.34–1.36 (v3.31: up to 1.34)
   /** F5 NGINX Ingress Controller (OSS), Helm chart / manifests version. */
   nginxIngress: '5.2.1',
   seaweedfs: '3.97',

@@ -50,6 +50,7 @@ export const FIELD_DOCS: Record<string, string> = {
   'services.postgres': 'PostgreSQL on database-vm.',
   'services.postgres.version': 'Major version (17 default; GitLab 19 needs 17+).',
   'services.postgres.walArchiving': 'Archive WAL segments on the VM (design document’s mitigation).',
+  'services.postgres.maxConnections': 'max_connections (GitLab asks for at least 400: two pools per process since 16.0; the server is shared).',
   'services.postgres.databases': 'Databases, each owned by its own user with a generated password.',
   'services.redis': 'Redis on database-vm.',
   'services.redis.version': 'Redis 7 (pinned).',

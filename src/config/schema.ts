@@ -126,6 +126,9 @@ export const configSchema = z.strictObject({
         .strictObject({
           version: z.number().int().min(13, 'must be 13 or newer').max(18, 'must be 18 or older').default(VERSIONS.postgres),
           walArchiving: z.boolean().default(true),
+          // GitLab's installation requirements ask for at least 400 (since 16.0 it opens two
+          // connection pools to the same database), and the server is shared with the platform.
+          maxConnections: z.number().int().min(100, 'must be 100 or more').max(10000, 'must be 10000 or less').default(400),
           databases: z.array(dnsLabel).min(1).default(['autolabs', 'zitadel', 'gitlab']),
         })
         .prefault({}),
@@ -160,7 +163,7 @@ export const configSchema = z.strictObject({
           version: z.string().regex(/^1\.\d+$/, 'must be a Kubernetes minor like 1.35').default(VERSIONS.kubernetes),
           podCidr: cidr.default('10.244.0.0/16'),
           serviceCidr: cidr.default('10.96.0.0/12'),
-          calicoVersion: z.string().regex(/^v\d+\.\d+\.\d+$/, 'must be a Calico release like v3.31.2').default(VERSIONS.calico),
+          calicoVersion: z.string().regex(/^v\d+\.\d+\.\d+$/, 'must be a Calico release like v3.32.2').default(VERSIONS.calico),
           ingressVersion: z.string().regex(/^\d+\.\d+\.\d+$/).default(VERSIONS.nginxIngress),
           namespaces: z.array(dnsLabel).min(1).default(DEFAULT_NAMESPACES),
         })

@@ -65,6 +65,7 @@ export function buildParams(role: Role, config: Config, secrets: Secrets, ips: V
     Object.assign(p, {
       PG_VERSION: String(s.postgres.version),
       PG_WAL_ARCHIVE: String(s.postgres.walArchiving),
+      PG_MAX_CONNECTIONS: String(s.postgres.maxConnections),
       PG_DATABASES: s.postgres.databases.join(' '),
       REDIS_VERSION: s.redis.version,
       REDIS_PASSWORD: secrets.redis.password,

@@ -54,7 +54,7 @@ export const STAGES: StageDef[] = [
     steps: [
       {id: 'postgres_repo', title: 'Add the PostgreSQL package source', inputs: ['PG_VERSION']},
       {id: 'postgres_install', title: 'Install PostgreSQL', inputs: ['PG_VERSION']},
-      {id: 'postgres_config', title: 'Configure listen address, scram and pg_hba', inputs: ['PG_VERSION', 'VM_IP', 'VM_SUBNET', 'PG_DATABASES']},
+      {id: 'postgres_config', title: 'Configure listen address, scram and pg_hba', inputs: ['PG_VERSION', 'VM_IP', 'VM_SUBNET', 'PG_DATABASES', 'PG_MAX_CONNECTIONS']},
       {id: 'postgres_wal_archive', title: 'Configure WAL archiving', inputs: ['PG_VERSION', 'PG_WAL_ARCHIVE']},
       {id: 'postgres_databases', title: 'Create databases and their users', inputs: ['PG_VERSION', 'VM_IP', 'PG_DATABASES', 'PG_PASSWORD__*']},
       {id: 'redis_install', title: 'Install Redis 7', inputs: ['REDIS_VERSION']},

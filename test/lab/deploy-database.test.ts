@@ -178,14 +178,15 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
     expect(wrong.stdout + wrong.stderr).toMatch(/WRONGPASS|invalid password/)
   })
 
-  it('PostgreSQL uses scram-sha-256, archives WAL, and stores no plain password', async () => {
+  it('PostgreSQL uses scram-sha-256, archives WAL, allows GitLab\'s 400 connections, and stores no plain password', async () => {
     const m = lab.machine('database-vm')
     const r = await m.exec(
-      "runuser -u postgres -- psql -XtA -c \"select setting from pg_settings where name in ('password_encryption','archive_mode','listen_addresses') order by name\" -c \"select rolname, left(rolpassword, 14) from pg_authid where rolname in ('autolabs','zitadel','gitlab') order by 1\"",
+      "runuser -u postgres -- psql -XtA -c \"select setting from pg_settings where name in ('password_encryption','archive_mode','listen_addresses','max_connections') order by name\" -c \"select rolname, left(rolpassword, 14) from pg_authid where rolname in ('autolabs','zitadel','gitlab') order by 1\"",
     )
     expect(r.stdout.trim().split('\n')).toEqual([
       'on',
       `localhost,${DB_IP}`,
+      '400',
       'scram-sha-256',
       'autolabs|SCRAM-SHA-256$',
       'gitlab|SCRAM-SHA-256$',
