@@ -4,6 +4,8 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {describe, expect, it} from 'vitest'
 
+import {sourceAndRun} from '../../support/bash.js'
+
 const STAGES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../assets/stages')
 const scripts = [
   ...readdirSync(STAGES).filter((f) => f.endsWith('.sh')),
@@ -34,7 +36,7 @@ describe('stage scripts follow the stage contract', () => {
   it('every step of the catalog has a check_ and a do_ function in its script', async () => {
     const {STAGES: catalog} = await import('../../../src/steps/stages.js')
     for (const stage of catalog) {
-      const names = spawnSync('bash', ['-c', 'source "$1"; declare -F | awk "{print \\$3}"', 'x', path.join(STAGES, stage.script)], {encoding: 'utf8'}).stdout.split('\n')
+      const names = sourceAndRun(path.join(STAGES, stage.script), 'declare -F | awk "{print \\$3}"').stdout.split('\n')
       for (const step of stage.steps) {
         expect(names, `${stage.script}: check_${step.id}`).toContain(`check_${step.id}`)
         expect(names, `${stage.script}: do_${step.id}`).toContain(`do_${step.id}`)

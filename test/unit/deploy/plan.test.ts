@@ -6,6 +6,7 @@ import {planDeploy, readStageScripts} from '../../../src/deploy/plan.js'
 import {chooseRenderer, formatDeploySummary, parseStepOutput} from '../../../src/deploy/run.js'
 import {STAGES} from '../../../src/steps/stages.js'
 import {generateSecrets} from '../../../src/workspace/secrets.js'
+import {bashSync} from '../../support/bash.js'
 
 const config = configSchema.parse({})
 const secrets = generateSecrets(['autolabs', 'zitadel', 'gitlab'])
@@ -50,10 +51,9 @@ describe('stage parameters and input hashes', () => {
     expect(p.BOOTSTRAP_TOKEN).toBeUndefined()
     expect(p.ROLE_PORTS).toBe('5432/tcp 6379/tcp 8333/tcp')
   })
-  it('writes an env file bash reads back exactly, quotes included', async () => {
-    const {spawnSync} = await import('node:child_process')
+  it('writes an env file bash reads back exactly, quotes included', () => {
     const text = envFileText({A: "it's", B: '$HOME `x` "y"'})
-    const r = spawnSync('bash', ['-c', `${text}\nprintf '%s|%s' "$A" "$B"`], {encoding: 'utf8'})
+    const r = bashSync(['-c', `${text}\nprintf '%s|%s' "$A" "$B"`])
     expect(r.stdout).toBe(`it's|$HOME \`x\` "y"`)
   })
   it('a changed Redis password changes only the redis_config step’s hash', () => {

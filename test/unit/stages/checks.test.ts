@@ -1,9 +1,10 @@
-import {spawnSync} from 'node:child_process'
 import {chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {afterAll, describe, expect, it} from 'vitest'
+
+import {bashSync, sourceAndRun} from '../../support/bash.js'
 
 // The stage scripts' check functions, run by bash against fixture files: what decides
 // "already done?" on a real VM, exercised here without one.
@@ -14,12 +15,7 @@ const fx = (name: string) => path.join(FIX, name)
 
 /** Sources a stage script (its main does not run when sourced) and runs `snippet`. */
 function bash(script: string, snippet: string, env: Record<string, string> = {}) {
-  const r = spawnSync('bash', ['-c', `source "$1"; ${snippet}`, 'test', path.join(STAGES, script)], {
-    encoding: 'utf8',
-    env: {PATH: process.env.PATH ?? '/usr/bin:/bin', ...env},
-    timeout: 15_000,
-  })
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return sourceAndRun(path.join(STAGES, script), snippet, {env: {PATH: process.env.PATH ?? '/usr/bin:/bin', ...env}, timeoutMs: 15_000})
 }
 const ok = (script: string, snippet: string, env?: Record<string, string>) => bash(script, snippet, env).code === 0
 
@@ -134,7 +130,7 @@ describe('base.sh firewall rules', () => {
   it('reads the rules back from `ufw show added` in the same form', () => {
     const shown = 'Added user rules (see \'ufw status\' for running firewall):\nufw allow from 192.168.100.0/24 to any port 6379 proto tcp\nufw allow from 203.0.113.0/24 to any port 22 proto tcp \n'
     const r = bash('base.sh', 'ufw_added_rules', {})
-    const r2 = spawnSync('bash', ['-c', `source "$1"; ufw_added_rules`, 't', path.join(STAGES, 'base.sh')], {input: shown, encoding: 'utf8'})
+    const r2 = sourceAndRun(path.join(STAGES, 'base.sh'), 'ufw_added_rules', {input: shown})
     expect(r.code).toBe(0)
     expect(r2.stdout.trim().split('\n')).toEqual([
       'ufw allow from 192.168.100.0/24 to any port 6379 proto tcp',
@@ -187,14 +183,14 @@ describe('lib/common.sh run_step protocol', () => {
   const stage = (body: string) => {
     const f = path.join(dir, `stage-${Math.random().toString(36).slice(2)}.sh`)
     writeFileSync(f, `source ${STAGES}/lib/common.sh\n${body}\nrun_step "$@"\n`)
-    return (id: string) => spawnSync('bash', [f, id], {encoding: 'utf8', timeout: 10_000})
+    return (id: string) => bashSync([f, id], {timeoutMs: 10_000})
   }
 
   it('prints "changed" when the action ran and "unchanged" when the check already passes', () => {
     const marker = path.join(dir, 'marker')
     const run = stage(`check_touch() { [[ -f ${marker} ]]; }\ndo_touch() { touch ${marker}; }`)
     const first = run('touch')
-    expect(first.status).toBe(0)
+    expect(first.code).toBe(0)
     expect(first.stdout).toBe('AUTOLABS_STEP touch changed\n')
     const second = run('touch')
     expect(second.stdout).toBe('AUTOLABS_STEP touch unchanged\n')
@@ -202,32 +198,32 @@ describe('lib/common.sh run_step protocol', () => {
   it('fails with AUTOLABS_ERROR when the action does not make its check pass', () => {
     const run = stage('check_never() { false; }\ndo_never() { :; }')
     const r = run('never')
-    expect(r.status).not.toBe(0)
+    expect(r.code).not.toBe(0)
     expect(r.stderr).toMatch(/AUTOLABS_ERROR step never ran but its check still fails/)
     expect(r.stdout).not.toMatch(/AUTOLABS_STEP/)
   })
   it('names the command that failed under set -e, without expanding its secrets', () => {
     const run = stage('SECRET=hunter2-hunter2\ncheck_boom() { false; }\ndo_boom() { grep -q "$SECRET" /nonexistent; }')
     const r = run('boom')
-    expect(r.status).not.toBe(0)
+    expect(r.code).not.toBe(0)
     expect(r.stderr).toContain('AUTOLABS_ERROR grep -q "$SECRET" /nonexistent failed (exit 2) in do_boom')
     expect(r.stderr).not.toContain('hunter2')
   })
   it('fails on an unknown step id', () => {
     const r = stage('')('nosuch')
-    expect(r.status).not.toBe(0)
+    expect(r.code).not.toBe(0)
     expect(r.stderr).toMatch(/AUTOLABS_ERROR unknown step 'nosuch'/)
   })
   it('refuses a parameter file readable by others (it carries passwords)', () => {
     const env = path.join(dir, 'params.env')
     writeFileSync(env, "SECRET='x'\n")
     chmodSync(env, 0o644)
-    const r = spawnSync('bash', ['-c', `source ${STAGES}/lib/common.sh; load_env ${env}`], {encoding: 'utf8'})
-    expect(r.status).not.toBe(0)
+    const r = bashSync(['-c', `source ${STAGES}/lib/common.sh; load_env ${env}`])
+    expect(r.code).not.toBe(0)
     expect(r.stderr).toMatch(/mode 644; it must be 0600/)
     chmodSync(env, 0o600)
-    const r2 = spawnSync('bash', ['-c', `source ${STAGES}/lib/common.sh; load_env ${env}; [[ $SECRET == x ]]`], {encoding: 'utf8'})
-    expect(r2.status).toBe(0)
+    const r2 = bashSync(['-c', `source ${STAGES}/lib/common.sh; load_env ${env}; [[ $SECRET == x ]]`])
+    expect(r2.code).toBe(0)
     expect(readFileSync(env, 'utf8')).toContain('SECRET')
   })
 })

@@ -6,6 +6,8 @@ import {fileURLToPath} from 'node:url'
 import {afterAll, describe, expect, it} from 'vitest'
 import {parse as parseYaml} from 'yaml'
 
+import {sourceAndRun} from '../../support/bash.js'
+
 // gitlab.sh's pure helpers and check functions, run by bash against fixtures, and the runner
 // registration run end to end against fake docker/curl/gitlab-runner binaries (no GitLab here):
 // what decides "done?" and where the tokens travel, without a VM.
@@ -31,14 +33,7 @@ const PARAMS = {
 
 /** Sources gitlab.sh (its main does not run when sourced) and runs `snippet`. */
 function bash(snippet: string, env: Record<string, string> = {}, input?: string) {
-  const r = spawnSync('bash', ['-c', `source "$1"; ${snippet}`, 'test', SCRIPT], {
-    encoding: 'utf8',
-    // HOME points nowhere: bash fed through a socket (Node's stdin) would read ~/.bashrc.
-    env: {PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent', ...PARAMS, ...env},
-    input,
-    timeout: 30_000,
-  })
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return sourceAndRun(SCRIPT, snippet, {env: {PATH: process.env.PATH ?? '/usr/bin:/bin', ...PARAMS, ...env}, input, timeoutMs: 30_000})
 }
 const ok = (snippet: string, env?: Record<string, string>, input?: string) => bash(snippet, env, input).code === 0
 

@@ -6,6 +6,8 @@ import {fileURLToPath} from 'node:url'
 import {afterAll, describe, expect, it} from 'vitest'
 import {parseAllDocuments} from 'yaml'
 
+import {sourceAndRun} from '../../support/bash.js'
+
 // k8s.sh's check functions and the text its actions write, run by bash against fixtures and
 // against fake kubectl/curl/dpkg-query: what decides "already done?" and what is applied on
 // k8s-vm, exercised without a cluster.
@@ -30,13 +32,7 @@ const PARAMS = {
 
 /** Sources k8s.sh (its main does not run when sourced) and runs `snippet`. */
 function bash(snippet: string, env: Record<string, string> = {}, input?: string) {
-  const r = spawnSync('bash', ['-c', `source "$1"; ${snippet}`, 'test', SCRIPT], {
-    encoding: 'utf8',
-    env: {PATH: process.env.PATH ?? '/usr/bin:/bin', ...PARAMS, ...env},
-    input,
-    timeout: 20_000,
-  })
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return sourceAndRun(SCRIPT, snippet, {env: {PATH: process.env.PATH ?? '/usr/bin:/bin', ...PARAMS, ...env}, input, timeoutMs: 20_000})
 }
 const ok = (snippet: string, env?: Record<string, string>) => bash(snippet, env).code === 0
 
