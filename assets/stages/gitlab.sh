@@ -41,6 +41,16 @@ url_port() {
     printf 80
   fi
 }
+# The string value of top-level key $1 of the JSON object on stdin; nothing for anything else
+# (not JSON, not an object, no such key, not a string) — nested keys of the same name never count.
+json_top_string() {
+  python3 -c 'import json,sys
+try:
+    v = json.load(sys.stdin).get(sys.argv[1])
+except Exception:
+    v = None
+print(v if isinstance(v, str) else "")' "$1"
+}
 api_url() { printf '%s/api/v4' "${GITLAB_EXTERNAL_URL%/}"; }
 
 # --- docker_repo --------------------------------------------------------------------------
@@ -215,14 +225,7 @@ readiness_curl_args() {
 }
 # Ready when the top-level "status" is "ok" (a failing check also answers 503, which curl -f
 # already refuses); the checks' own "status" keys must not count.
-readiness_ok() {
-  python3 -c 'import json,sys
-try:
-    ok = json.load(sys.stdin).get("status") == "ok"
-except Exception:
-    ok = False
-sys.exit(0 if ok else 1)' <<<"$1"
-}
+readiness_ok() { [[ $(json_top_string status <<<"$1") == ok ]]; }
 gitlab_ready() {
   local args body
   mapfile -t args < <(readiness_curl_args)
@@ -329,14 +332,7 @@ take_marked() {
   done
 }
 # The runner authentication token in the answer of POST /user/runners ({"id":…,"token":"glrt-…"}).
-runner_token_from_json() {
-  python3 -c 'import json,sys
-try:
-    t = json.load(sys.stdin).get("token")
-except Exception:
-    t = None
-print(t if isinstance(t, str) else "")'
-}
+runner_token_from_json() { json_top_string token; }
 REG_WORK=''
 reg_cleanup() {
   if [[ -n $REG_WORK ]]; then rm -rf "$REG_WORK"; fi
