@@ -138,10 +138,13 @@ export async function verifyEtcdSnapshot(file: string): Promise<NonNullable<Veri
     for await (const chunk of src.stream as AsyncIterable<Buffer>) {
       bytes += chunk.length
       if (head.length < 20) head = Buffer.concat([head, chunk.subarray(0, 20 - head.length)])
-      // Keep the last 32 bytes back: they are the appended hash, not database content.
-      const buf = Buffer.concat([tail, chunk])
-      h.update(buf.subarray(0, Math.max(0, buf.length - HASH_BYTES)))
-      tail = buf.subarray(Math.max(0, buf.length - HASH_BYTES))
+      // Keep the last 32 bytes back: they are the appended hash, not database content. Of the
+      // held-back bytes and this chunk, all but the last 32 are hashed; only those 32 are copied.
+      const n = Math.max(0, tail.length + chunk.length - HASH_BYTES)
+      const fromTail = Math.min(n, tail.length)
+      h.update(tail.subarray(0, fromTail))
+      h.update(chunk.subarray(0, n - fromTail))
+      tail = Buffer.concat([tail.subarray(fromTail), chunk.subarray(n - fromTail)])
     }
     await src.done
   } catch (error) {
