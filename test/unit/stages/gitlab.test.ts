@@ -260,6 +260,12 @@ esac`,
   )
   return bin
 }
+/** A scratch directory with the stage's state directory in it. */
+const registrationDir = () => {
+  const dir = tempDir('al-gl-reg-')
+  mkdirSync(path.join(dir, 'state'))
+  return dir
+}
 const register = (dir: string, bin: string) =>
   bash(`RUNNER_CONFIG="${dir}/config.toml"; do_runner_register && check_runner_register`, {
     PATH: `${bin}:${process.env.PATH}`,
@@ -268,8 +274,7 @@ const register = (dir: string, bin: string) =>
 
 describe.skipIf(!hasPython)('gitlab.sh do_runner_register (runner-token flow against fakes)', () => {
   it('creates the token in GitLab, creates the runner with it, registers with the glrt- token and revokes the PAT', () => {
-    const dir = tempDir('al-gl-reg-')
-    mkdirSync(path.join(dir, 'state'))
+    const dir = registrationDir()
     const r = register(dir, fakeBin(dir))
     expect(r.code, r.stderr).toBe(0)
     const argv = readFileSync(path.join(dir, 'argv.log'), 'utf8')
@@ -285,8 +290,7 @@ describe.skipIf(!hasPython)('gitlab.sh do_runner_register (runner-token flow aga
     ])
   })
   it('never puts a token on a command line or in the log, and leaves no token file behind', () => {
-    const dir = tempDir('al-gl-reg-')
-    mkdirSync(path.join(dir, 'state'))
+    const dir = registrationDir()
     const r = register(dir, fakeBin(dir))
     expect(r.code, r.stderr).toBe(0)
     const argv = readFileSync(path.join(dir, 'argv.log'), 'utf8')
@@ -298,8 +302,7 @@ describe.skipIf(!hasPython)('gitlab.sh do_runner_register (runner-token flow aga
     expect(readdirSync(path.join(dir, 'state'))).toEqual([])
   })
   it('does nothing when the runner already verifies', () => {
-    const dir = tempDir('al-gl-reg-')
-    mkdirSync(path.join(dir, 'state'))
+    const dir = registrationDir()
     const bin = fakeBin(dir)
     writeFileSync(path.join(dir, 'registered'), '')
     writeFileSync(path.join(dir, 'config.toml'), '[[runners]]\n  url = "http://192.168.100.10"\n')
@@ -308,8 +311,7 @@ describe.skipIf(!hasPython)('gitlab.sh do_runner_register (runner-token flow aga
     expect(readFileSync(path.join(dir, 'argv.log'), 'utf8')).not.toMatch(/^(docker|curl|gitlab-runner register)/m)
   })
   it('fails naming the API call when GitLab refuses to create the runner, and removes the header file', () => {
-    const dir = tempDir('al-gl-reg-')
-    mkdirSync(path.join(dir, 'state'))
+    const dir = registrationDir()
     const r = register(dir, fakeBin(dir, true))
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('AUTOLABS_ERROR POST http://192.168.100.10/api/v4/user/runners failed')
