@@ -13,20 +13,20 @@ const assets = await readTerraformAssets()
 const parsed: Record<string, Hcl> = {}
 for (const [file, text] of Object.entries(assets)) parsed[file] = (await parseHcl(file, text)) as Hcl
 
+/** The resource blocks of one parsed file. */
+function resourcesOf(doc: Hcl): Array<{type: string; name: string; body: Hcl}> {
+  return Object.entries((doc.resource ?? {}) as Hcl).flatMap(([type, byName]) =>
+    Object.entries(byName as Hcl).map(([name, blocks]) => ({type, name, body: (blocks as Hcl[])[0]})),
+  )
+}
+
 function resources(): Array<{file: string; type: string; name: string; body: Hcl}> {
-  const out = []
-  for (const [file, doc] of Object.entries(parsed))
-    for (const [type, byName] of Object.entries((doc.resource ?? {}) as Hcl))
-      for (const [name, blocks] of Object.entries(byName as Hcl)) out.push({file, type, name, body: (blocks as Hcl[])[0]})
-  return out
+  return Object.entries(parsed).flatMap(([file, doc]) => resourcesOf(doc).map((r) => ({file, ...r})))
 }
 
 async function problemsOf(file: string, text: string): Promise<string[]> {
   const doc = (await parseHcl(file, text)) as Hcl
-  const out: string[] = []
-  for (const [type, byName] of Object.entries((doc.resource ?? {}) as Hcl))
-    for (const [name, blocks] of Object.entries(byName as Hcl)) out.push(...configProblems(RESOURCES[type], (blocks as Hcl[])[0], `${type}.${name}`, true))
-  return out
+  return resourcesOf(doc).flatMap((r) => configProblems(RESOURCES[r.type], r.body, `${r.type}.${r.name}`, true))
 }
 
 describe('the Terraform configuration against the bpg/proxmox provider schema', () => {
