@@ -8,18 +8,20 @@ import {BIN, removeDir, ROOT, tempDir} from '../../support/cli.js'
 /** Heavy libraries that only the commands that talk to servers may load, and only when they run. */
 const HEAVY = ['node-ssh', 'ssh2', 'undici', 'proxmox-api', 'listr2', '@inquirer', 'execa', 'cli-table3']
 
-async function modulesLoadedBy(args: string[], cwd?: string): Promise<string[]> {
+/** Runs the CLI with the import tracer: its exit code and stderr, and every module it loaded. */
+async function traced(args: string[], cwd?: string): Promise<{urls: string[]; exitCode?: number; stderr: string}> {
   const dir = await tempDir()
   const trace = path.join(dir, 'trace.txt')
-  await execa('node', ['--import', path.join(ROOT, 'test/support/trace-imports.mjs'), BIN, ...args], {
+  const r = await execa('node', ['--import', path.join(ROOT, 'test/support/trace-imports.mjs'), BIN, ...args], {
     env: {AUTOLABS_TRACE_IMPORTS: trace, NO_COLOR: '1'},
     cwd: cwd ?? dir,
     reject: false,
   })
   const text = await readFile(trace, 'utf8').catch(() => '')
   await rm(dir, {recursive: true, force: true})
-  return text.split('\n').filter(Boolean)
+  return {urls: text.split('\n').filter(Boolean), exitCode: r.exitCode, stderr: String(r.stderr)}
 }
+const modulesLoadedBy = async (args: string[]) => (await traced(args)).urls
 
 const heavyIn = (urls: string[]) => HEAVY.filter((h) => urls.some((u) => u.includes(`/node_modules/${h}/`)))
 
@@ -47,12 +49,11 @@ describe('day-two commands check the workspace before loading SSH or HTTP', () =
     const cmd = command.split(' ')
     const dir = await tempDir()
     await writeFile(path.join(dir, 'autolabs.yaml'), 'proxmox:\n  url: not-a-url\n')
-    const r = await execa('node', [BIN, ...cmd], {cwd: dir, reject: false, env: {NO_COLOR: '1'}})
+    const r = await traced(cmd, dir)
+    await removeDir(dir)
     expect(r.exitCode).toBe(2)
     expect(r.stderr).toContain('proxmox.url')
-    const urls = await modulesLoadedBy(cmd, dir)
-    await removeDir(dir)
-    expect(heavyIn(urls).filter((h) => ['node-ssh', 'ssh2', 'undici', 'proxmox-api'].includes(h))).toEqual([])
+    expect(heavyIn(r.urls).filter((h) => ['node-ssh', 'ssh2', 'undici', 'proxmox-api'].includes(h))).toEqual([])
   })
 })
 
