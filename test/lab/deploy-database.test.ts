@@ -139,15 +139,19 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
     expect(cross.stderr).toMatch(/no pg_hba\.conf entry .*user "autolabs", database "zitadel"/)
   })
 
+  /** psql from outside the VM subnet as autolabs, with the right password. */
+  const outsiderPsql = (connectTimeoutS: number) =>
+    sh('ip', ['netns', 'exec', OUTSIDER_NS, 'psql', '-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'autolabs', '-c', 'select 1'], {
+      env: {PGPASSWORD: secrets.postgres.users.autolabs, PGCONNECT_TIMEOUT: String(connectTimeoutS)},
+      timeoutMs: 20_000,
+    })
+
   it('the firewall is enforced: a client outside the VM subnet is dropped before PostgreSQL or Redis sees it', async () => {
     const m = lab.machine('database-vm')
     const st = await m.exec('ufw status')
     expect(st.stdout).toMatch(/^Status: active/m)
     expect(st.stdout).toMatch(new RegExp(`^5432/tcp\\s+ALLOW\\s+10\\.99\\.${SUBNET}\\.0/25\\s*$`, 'm'))
-    const pg = await sh('ip', ['netns', 'exec', OUTSIDER_NS, 'psql', '-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'autolabs', '-c', 'select 1'], {
-      env: {PGPASSWORD: secrets.postgres.users.autolabs, PGCONNECT_TIMEOUT: '3'},
-      timeoutMs: 20_000,
-    })
+    const pg = await outsiderPsql(3)
     expect(pg.code).not.toBe(0)
     expect(pg.stderr).toMatch(/timeout expired/) // dropped, not refused: no TCP answer at all
     const redis = await sh('ip', ['netns', 'exec', OUTSIDER_NS, 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${DB_IP}/6379`], {timeoutMs: 20_000})
@@ -158,10 +162,7 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
     const m = lab.machine('database-vm')
     must(await m.exec('ufw disable'), 'ufw disable')
     try {
-      const r = await sh('ip', ['netns', 'exec', OUTSIDER_NS, 'psql', '-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'autolabs', '-c', 'select 1'], {
-        env: {PGPASSWORD: secrets.postgres.users.autolabs, PGCONNECT_TIMEOUT: '5'},
-        timeoutMs: 20_000,
-      })
+      const r = await outsiderPsql(5)
       expect(r.code).not.toBe(0)
       expect(r.stderr).toMatch(new RegExp(`no pg_hba\\.conf entry for host "${OUTSIDER_IP.replaceAll('.', '\\.')}"`))
     } finally {
