@@ -27,7 +27,8 @@
  *   steps must be idempotent). The next exec/upload reconnects by itself (bounded: `reconnect.tries`),
  *   verifying the host key again; `reconnect()` does it explicitly.
  * - Connect failures are SshConnectError with `kind` ('refused' | 'timeout' | 'unreachable' | 'auth' |
- *   'closed' | 'other'); a changed host key is HostKeyChangedError (never retried).
+ *   'closed' | 'other'); a changed host key is HostKeyChangedError (never retried). Only 'closed'
+ *   (sshd dropped the connection before the login completed) is retried by connect itself (`handshake`).
  */
 import {createWriteStream, mkdirSync, readFileSync, type WriteStream} from 'node:fs'
 import path from 'node:path'
@@ -65,6 +66,12 @@ export interface ConnectOptions {
   logFile?: string
   /** Automatic reconnects for a dropped connection. Default {tries: 3, delayMs: 2000}. */
   reconnect?: {tries: number; delayMs: number}
+  /**
+   * Connection attempts when sshd closes the TCP connection before the login completes (sshd
+   * restarting, MaxStartups throttling, /run/nologin while booting): such a close is transient, so it is retried after
+   * `delayMs`, then twice that, … Default {tries: 3, delayMs: 500}. Nothing else is retried here.
+   */
+  handshake?: {tries: number; delayMs: number}
 }
 
 export interface ExecOptions {
@@ -128,7 +135,9 @@ export class SshConnectError extends ExternalError {
       suggestion:
         kind === 'auth'
           ? `Check that ${target.name} has the public key of ${target.privateKeyPath} in ~${target.user}/.ssh/authorized_keys (cloud-init's ssh_authorized_keys).`
-          : `Check that ${target.name} is running and that ${target.host} is reachable from this machine.`,
+          : kind === 'closed'
+            ? `sshd on ${target.name} accepted the connection and closed it: it may be restarting, or refusing this address (MaxStartups, /etc/hosts.deny, fail2ban). See \`journalctl -u ssh\` on ${target.name} (the Proxmox console works without SSH).`
+            : `Check that ${target.name} is running and that ${target.host} is reachable from this machine.`,
     })
     this.name = 'SshConnectError'
     this.kind = kind
@@ -185,6 +194,11 @@ function classify(err: unknown): {kind: SshConnectFailure; reason: string} {
   const msg = e?.message ?? String(err)
   if (e?.code === 'ECONNREFUSED') return {kind: 'refused', reason: 'connection refused'}
   if (e?.code === 'EHOSTUNREACH' || e?.code === 'ENETUNREACH') return {kind: 'unreachable', reason: 'host unreachable'}
+  // The server accepted the TCP connection and closed it before the login finished: before its
+  // banner (ssh2's message), or after it (node-ssh's, with code ETIMEDOUT: no timeout at all).
+  if (msg === 'Connection lost before handshake' || msg === 'No response from server') {
+    return {kind: 'closed', reason: 'the server closed the connection before the login completed'}
+  }
   if (e?.code === 'ETIMEDOUT' || /timed out/i.test(msg)) return {kind: 'timeout', reason: 'no answer (timed out)'}
   if (e?.level === 'client-authentication' || /authentication methods failed/i.test(msg)) {
     return {kind: 'auth', reason: 'the key was not accepted'}
@@ -273,6 +287,20 @@ class Session implements SshSession {
   }
 
   async connect(): Promise<void> {
+    const {tries, delayMs} = this.opts.handshake ?? {tries: 3, delayMs: 500}
+    for (let i = 1; ; i++) {
+      try {
+        await this.connectOnce()
+        return
+      } catch (error) {
+        if (!(error instanceof SshConnectError && error.kind === 'closed') || i >= tries) throw error
+        this.sessionLog.line(`# ${new Date().toISOString()} ${error.reason}; trying again (${i + 1} of ${tries})`)
+        await new Promise((r) => setTimeout(r, delayMs * i))
+      }
+    }
+  }
+
+  private async connectOnce(): Promise<void> {
     const t = this.target
     const port = t.port ?? 22
     const ref = {name: t.name, host: t.host, port}

@@ -1,6 +1,7 @@
 import {execFileSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import {Readable, Writable} from 'node:stream'
@@ -9,7 +10,7 @@ import {afterAll, afterEach, beforeAll, beforeEach, describe, expect, it} from '
 
 import {ExternalError} from '../../../src/errors.js'
 import {forgetHost, HostKeyChangedError, HostKeyMismatchError} from '../../../src/ssh/known-hosts.js'
-import {connectSsh, type SshSession, SshConnectionLostError, SshTimeoutError, type SshTarget} from '../../../src/ssh/session.js'
+import {connectSsh, SshConnectError, type SshSession, SshConnectionLostError, SshTimeoutError, type SshTarget} from '../../../src/ssh/session.js'
 import {registerSecret} from '../../../src/util/redact.js'
 import {type Sshd, sshdAvailable, startSshd} from '../../support/sshd/sshd.js'
 
@@ -299,6 +300,76 @@ describe.skipIf(!avail.ok)(`SSH session against a real sshd (${avail.reason})`, 
       await sshd.restart({newHostKey: true})
       const err = await s.exec('echo never').catch((e: unknown) => e)
       expect(err).toBeInstanceOf(HostKeyChangedError)
+    })
+  })
+
+  describe('connect', () => {
+    /**
+     * A TCP front for sshd that closes its first `drops` connections at once, as an sshd that is
+     * restarting or throttling (MaxStartups) does: odd ones before the banner, even ones after it.
+     */
+    const dropping = async (drops: number) => {
+      let seen = 0
+      const sockets = new Set<net.Socket>()
+      const server = net.createServer((client) => {
+        sockets.add(client)
+        client.on('close', () => sockets.delete(client))
+        client.on('error', () => undefined)
+        const n = ++seen
+        if (n <= drops) return client.end(n % 2 === 0 ? 'SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n' : '')
+        const up = net.connect(sshd.port, sshd.host)
+        client.pipe(up).pipe(client)
+        up.on('error', () => client.destroy())
+      })
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+      const close = () =>
+        new Promise<void>((r) => {
+          for (const c of sockets) c.destroy()
+          server.close(() => r())
+        })
+      return {port: (server.address() as net.AddressInfo).port, seen: () => seen, close}
+    }
+
+    it('tries again when sshd closes the connection before the login completes (before or after its banner), and logs why', async () => {
+      const front = await dropping(2)
+      try {
+        const logFile = path.join(dir, 'ssh.log')
+        const s = await connectSsh({...target, port: front.port}, {knownHostsFile, logFile, handshake: {tries: 3, delayMs: 50}})
+        open.push(s)
+        expect(front.seen()).toBe(3)
+        expect((await s.exec('echo in')).stdout).toBe('in\n')
+        const log = readFileSync(logFile, 'utf8')
+        for (const n of [2, 3]) expect(log).toContain(`the server closed the connection before the login completed; trying again (${n} of 3)`)
+      } finally {
+        await front.close()
+      }
+    })
+
+    it('says that the server closed the connection (not a timeout) when it keeps doing so', async () => {
+      const front = await dropping(5)
+      try {
+        const err = await connectSsh({...target, port: front.port}, {knownHostsFile, handshake: {tries: 3, delayMs: 50}}).catch((e: unknown) => e)
+        expect(err).toBeInstanceOf(SshConnectError)
+        expect(err).toMatchObject({kind: 'closed'})
+        expect(front.seen()).toBe(3)
+        expect((err as Error).message).toBe(`Cannot connect to database-vm (${sshd.user}@[127.0.0.1]:${front.port}) over SSH: the server closed the connection before the login completed`)
+        expect((err as SshConnectError).suggestion).toContain('journalctl -u ssh')
+      } finally {
+        await front.close()
+      }
+    })
+
+    it('does not retry a refused key', async () => {
+      const front = await dropping(0)
+      try {
+        const other = path.join(dir, 'other_key')
+        execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other])
+        const err = await connectSsh({...target, port: front.port, privateKeyPath: other}, {knownHostsFile, handshake: {tries: 3, delayMs: 50}}).catch((e: unknown) => e)
+        expect(err).toMatchObject({kind: 'auth'})
+        expect(front.seen()).toBe(1)
+      } finally {
+        await front.close()
+      }
     })
   })
 
