@@ -12,6 +12,7 @@ export default defineConfig({
         test: {
           name: 'lab',
           include: ['test/lab/**/*.test.ts'],
+          setupFiles: ['test/support/lab/diagnose.ts'],
           testTimeout: 900_000,
           hookTimeout: 900_000,
           fileParallelism: false,

@@ -120,6 +120,8 @@ export interface Lab {
   setLink(name: string, up: boolean): Promise<void>
   /** New SSH host keys and an sshd restart: what a re-created VM at the same address looks like. */
   regenerateHostKeys(name: string): Promise<string>
+  /** What each running machine's systemd and sshd say: printed when a lab test fails (diagnose.ts). */
+  diagnose(): Promise<string>
   stop(): Promise<void>
 }
 
@@ -591,6 +593,22 @@ class LabImpl implements Lab {
     return fp
   }
 
+  async diagnose(): Promise<string> {
+    const script = [
+      'echo "system: $(systemctl is-system-running 2>&1)"',
+      '[ -e /run/nologin ] && echo "/run/nologin exists: non-root logins are refused"',
+      'systemctl --failed --no-legend --plain --no-pager',
+      'journalctl --no-pager -o short-monotonic -n 40 -u ssh 2>&1',
+    ].join('; ')
+    const parts = await Promise.all(
+      [...this.procs.keys()].map(async (name) => {
+        const r = await this.execIn(name, script, {timeoutMs: 15_000}).catch((e: unknown) => ({stdout: '', stderr: String(e)}))
+        return `--- lab ${this.name}: ${name} (${this.machine(name).ip})\n${r.stdout}${r.stderr}`
+      }),
+    )
+    return parts.join('\n')
+  }
+
   async shutdown(name: string) {
     const child = this.procs.get(name)
     if (!child?.pid) return
@@ -708,6 +726,11 @@ function killNspawnSync(pid: number, dirPrefix: string) {
   runSyncQuiet('kill', ['-KILL', String(pid)])
   const until = Date.now() + 5000
   while (pidAlive(pid) && Date.now() < until) runSyncQuiet('sleep', ['0.1'])
+}
+
+/** `diagnose()` of every lab this process is running. */
+export async function diagnoseActiveLabs(): Promise<string> {
+  return (await Promise.all([...active].map((lab) => lab.diagnose()))).join('\n')
 }
 
 /** Creates the lab's network and machines and (unless `boot: false`) boots them and waits for sshd. */
