@@ -4,6 +4,8 @@
 # Parameters (env file): VM_IP APT_PROXY GITLAB_VERSION GITLAB_EXTERNAL_URL GITLAB_SSH_PORT
 # GITLAB_REGISTRY_PORT GITLAB_SHM_SIZE GITLAB_ROOT_PASSWORD GITLAB_EXTERNAL_DB(true|false)
 # DB_HOST GITLAB_DB_PASSWORD RUNNER_VERSION GITLAB_READY_SECONDS
+# GITLAB_TLS_CERT GITLAB_TLS_KEY GITLAB_TLS_CA (PEM text, empty for http or Let's Encrypt;
+# checked by autolabs before deploy) GITLAB_LETSENCRYPT(true|false)
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -15,8 +17,14 @@ RUNNER_LIST=/etc/apt/sources.list.d/gitlab-runner.list
 RUNNER_CONFIG=/etc/gitlab-runner/config.toml
 # What the running GitLab container was last created from (see compose_digest).
 UP_STAMP=$GITLAB_HOME/.autolabs-up.sha256
+# The administrator's certificate, as the container sees them (/etc/gitlab is $GITLAB_HOME/config).
+TLS_CRT=ssl/autolabs.crt
+TLS_KEY=ssl/autolabs.key
+TLS_CA=trusted-certs/autolabs-ca.crt
 
 registry_addr() { printf '%s:%s' "$VM_IP" "$GITLAB_REGISTRY_PORT"; }
+own_cert() { [[ -n ${GITLAB_TLS_CERT:-} ]]; }
+own_ca() { [[ -n ${GITLAB_TLS_CA:-} ]]; }
 
 # --- the external URL: scheme, host and port (the scheme's default when none is given) ------
 url_authority() {
@@ -114,6 +122,17 @@ gitlab_rails['gitlab_shell_ssh_port'] = $GITLAB_SSH_PORT
 registry_external_url 'http://$(registry_addr)'
 gitlab_rails['initial_root_password'] = File.read('/run/secrets/gitlab_root_password').strip
 RUBY
+  # An https external_url turns Let's Encrypt on by default, which fails on a closed network:
+  # it runs only when asked for; otherwise nginx serves the administrator's certificate.
+  if [[ $(url_scheme "$GITLAB_EXTERNAL_URL") == https ]]; then
+    if [[ ${GITLAB_LETSENCRYPT:-false} == true ]]; then
+      printf "letsencrypt['enable'] = true\n"
+    else
+      printf "letsencrypt['enable'] = false\n"
+      printf "nginx['ssl_certificate'] = '/etc/gitlab/%s'\n" "$TLS_CRT"
+      printf "nginx['ssl_certificate_key'] = '/etc/gitlab/%s'\n" "$TLS_KEY"
+    fi
+  fi
   if [[ ${GITLAB_EXTERNAL_DB:-true} == true ]]; then
     cat <<RUBY
 postgresql['enable'] = false
@@ -171,16 +190,41 @@ secrets:
     file: ./secrets/db_password
 YAML
 }
+# The certificate files match the parameters: present with this content, or absent. (PEM text
+# ends with a newline, which file_is's $(cat) drops: compare without it.)
+tls_file_is() {
+  if [[ -n $2 ]]; then file_is "$GITLAB_HOME/config/$1" "$(printf '%s' "$2")"; else [[ ! -e $GITLAB_HOME/config/$1 ]]; fi
+}
+check_tls_files() {
+  tls_file_is "$TLS_CRT" "${GITLAB_TLS_CERT:-}" && tls_file_is "$TLS_KEY" "${GITLAB_TLS_KEY:-}" && tls_file_is "$TLS_CA" "${GITLAB_TLS_CA:-}"
+}
+do_tls_files() {
+  local rel content mode
+  for rel in "$TLS_CRT" "$TLS_KEY" "$TLS_CA"; do
+    case $rel in
+      "$TLS_CRT") content=${GITLAB_TLS_CERT:-} mode=0644 ;;
+      "$TLS_KEY") content=${GITLAB_TLS_KEY:-} mode=0600 ;;
+      *) content=${GITLAB_TLS_CA:-} mode=0644 ;;
+    esac
+    if [[ -n $content ]]; then
+      write_file "$GITLAB_HOME/config/$rel" "$content" "$mode"
+    else
+      rm -f "$GITLAB_HOME/config/$rel"
+    fi
+  done
+}
 check_gitlab_compose() {
   file_is "$GITLAB_HOME/docker-compose.yml" "$(compose_text)" &&
     file_is "$GITLAB_HOME/secrets/root_password" "$GITLAB_ROOT_PASSWORD" &&
-    file_is "$GITLAB_HOME/secrets/db_password" "${GITLAB_DB_PASSWORD:-}"
+    file_is "$GITLAB_HOME/secrets/db_password" "${GITLAB_DB_PASSWORD:-}" &&
+    check_tls_files
 }
 do_gitlab_compose() {
   install -d -m 0755 "$GITLAB_HOME" "$GITLAB_HOME/config" "$GITLAB_HOME/logs" "$GITLAB_HOME/data"
   install -d -m 0700 "$GITLAB_HOME/secrets"
   write_file "$GITLAB_HOME/secrets/root_password" "$GITLAB_ROOT_PASSWORD" 0600
   write_file "$GITLAB_HOME/secrets/db_password" "${GITLAB_DB_PASSWORD:-}" 0600
+  do_tls_files
   write_file "$GITLAB_HOME/docker-compose.yml" "$(compose_text)" 0644
 }
 
@@ -191,7 +235,10 @@ compose() { docker compose --project-directory "$GITLAB_HOME" -f "$GITLAB_HOME/d
 # one stays the old one inside the container until it is recreated).
 compose_digest() {
   # (Before the first gitlab_compose the files are missing: a digest nothing matches, no error.)
-  { cat "$GITLAB_HOME/docker-compose.yml" "$GITLAB_HOME/secrets/db_password" 2>/dev/null || true; } | sha256sum | cut -d' ' -f1
+  # A renewed certificate needs a new nginx too: its files count.
+  local c=$GITLAB_HOME/config
+  { cat "$GITLAB_HOME/docker-compose.yml" "$GITLAB_HOME/secrets/db_password" "$c/$TLS_CRT" "$c/$TLS_KEY" "$c/$TLS_CA" 2>/dev/null || true; } |
+    sha256sum | cut -d' ' -f1
 }
 check_gitlab_up() {
   [[ $(docker inspect -f '{{.Config.Image}} {{.State.Running}}' gitlab 2>/dev/null) == "gitlab/gitlab-ce:$GITLAB_VERSION true" ]] &&
@@ -218,6 +265,8 @@ readiness_curl_args() {
   host=$(url_host "$GITLAB_EXTERNAL_URL")
   port=$(url_port "$GITLAB_EXTERNAL_URL")
   if [[ $scheme == https ]]; then
+    # A certificate from a private CA is verified against that CA, not skipped.
+    if own_ca; then printf '%s\n' --cacert "/etc/gitlab/$TLS_CA"; fi
     printf '%s\n' --resolve "$host:$port:127.0.0.1" "https://$host:$port/-/readiness"
   else
     printf '%s\n' "http://127.0.0.1:$port/-/readiness"
@@ -354,7 +403,13 @@ do_runner_register() {
   chmod 0600 "$REG_WORK/header"
   local resp token
   # An instance runner needs an administrator (root) and the create_runner scope.
-  resp=$(curl "${CURL_OPTS[@]}" -H "@$REG_WORK/header" -X POST "$(api_url)/user/runners" \
+  # A private CA (tls.caFile) is trusted by these calls and by the runner, never skipped.
+  local tls_curl=() tls_runner=()
+  if own_ca; then
+    tls_curl=(--cacert "$GITLAB_HOME/config/$TLS_CA")
+    tls_runner=(--tls-ca-file "$GITLAB_HOME/config/$TLS_CA")
+  fi
+  resp=$(curl "${CURL_OPTS[@]}" "${tls_curl[@]}" -H "@$REG_WORK/header" -X POST "$(api_url)/user/runners" \
     --data-urlencode 'runner_type=instance_type' --data-urlencode 'description=autolabs docker runner' \
     --data-urlencode 'run_untagged=true') || die "POST $(api_url)/user/runners failed"
   token=$(runner_token_from_json <<<"$resp")
@@ -363,9 +418,9 @@ do_runner_register() {
   # With a glrt- token, tags, run-untagged, locked etc. belong to the server (set above);
   # the register command refuses them.
   CI_SERVER_TOKEN=$token CI_SERVER_URL=$GITLAB_EXTERNAL_URL timeout 120 gitlab-runner register --non-interactive \
-    --executor docker --docker-image alpine:3 --description 'autolabs docker runner' >&2
+    --executor docker --docker-image alpine:3 --description 'autolabs docker runner' "${tls_runner[@]}" >&2
   # Any token can revoke itself (GitLab >= 15.3); tomorrow it expires anyway.
-  curl "${CURL_OPTS[@]}" -H "@$REG_WORK/header" -X DELETE "$(api_url)/personal_access_tokens/self" >/dev/null ||
+  curl "${CURL_OPTS[@]}" "${tls_curl[@]}" -H "@$REG_WORK/header" -X DELETE "$(api_url)/personal_access_tokens/self" >/dev/null ||
     warn "could not revoke the one-day registration token $RUNNER_PAT_NAME; it expires tomorrow"
   reg_cleanup
   REG_WORK=''

@@ -67,6 +67,12 @@ export const FIELD_DOCS: Record<string, string> = {
   'services.gitlab.registryPort': 'Container Registry port.',
   'services.gitlab.shmSize': 'shm_size of the GitLab container.',
   'services.gitlab.externalDatabase': 'Use the gitlab database on database-vm.',
+  'services.gitlab.tls': 'HTTPS for an https externalUrl: your certificate, or Let\'s Encrypt (README: GitLab over HTTPS).',
+  'services.gitlab.tls.certFile':
+    'https externalUrl: PEM certificate (with its chain) for the URL\'s host; a path relative to the workspace. Checked before deploy.',
+  'services.gitlab.tls.keyFile': 'Its unencrypted PEM private key (keep it out of Git: .autolabs/ is ignored).',
+  'services.gitlab.tls.caFile': 'PEM CA that signed certFile when it is not publicly trusted (a self-signed certificate is its own CA).',
+  'services.gitlab.tls.letsencrypt': "https externalUrl without certFile: let GitLab get a Let's Encrypt certificate (the host must be reachable from the internet).",
   'services.kubernetes': 'Single-node Kubernetes on k8s-vm.',
   'services.kubernetes.version': 'Supported minor, from pkgs.k8s.io (pinned and held).',
   'services.kubernetes.podCidr': 'Pod network (Calico); must not overlap the VM subnet.',

@@ -156,6 +156,15 @@ export const configSchema = z.strictObject({
           shmSize: z.string().regex(/^\d+[kmg]$/, 'must be a size like 256m').default('256m'),
           /** Use the PostgreSQL `gitlab` database on database-vm instead of GitLab's bundled one. */
           externalDatabase: z.boolean().default(true),
+          /** HTTPS for an https:// externalUrl: the administrator's certificate, or Let's Encrypt. */
+          tls: z
+            .strictObject({
+              certFile: z.string().min(1).nullable().default(null),
+              keyFile: z.string().min(1).nullable().default(null),
+              caFile: z.string().min(1).nullable().default(null),
+              letsencrypt: z.boolean().default(false),
+            })
+            .prefault({}),
         })
         .prefault({}),
       kubernetes: z

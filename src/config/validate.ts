@@ -152,6 +152,20 @@ export function crossFieldIssues(c: Config): FieldIssue[] {
     err('services.postgres.databases', 'has no "gitlab" database but services.gitlab.externalDatabase is true', 'add "gitlab" or set externalDatabase to false')
   if (new Set(pg.databases).size !== pg.databases.length) err('services.postgres.databases', 'lists a database twice', 'remove the duplicate')
   if (new Set(k.namespaces).size !== k.namespaces.length) err('services.kubernetes.namespaces', 'lists a namespace twice', 'remove the duplicate')
+  const tls = g.tls
+  const https = g.externalUrl?.startsWith('https://') ?? false
+  if (https && !tls.letsencrypt && !tls.certFile)
+    err(
+      'services.gitlab.tls',
+      `externalUrl ${g.externalUrl} is https but no certificate is configured`,
+      "set tls.certFile and tls.keyFile (PEM; a self-signed certificate also needs tls.caFile), or tls.letsencrypt: true when the host is reachable from the internet",
+    )
+  if (tls.letsencrypt && tls.certFile) err('services.gitlab.tls.letsencrypt', 'is true while tls.certFile is set', "choose one: your certificate or Let's Encrypt")
+  if (Boolean(tls.certFile) !== Boolean(tls.keyFile))
+    err(tls.certFile ? 'services.gitlab.tls.keyFile' : 'services.gitlab.tls.certFile', 'is missing', 'set both tls.certFile and tls.keyFile')
+  if (tls.caFile && !tls.certFile) err('services.gitlab.tls.caFile', 'is set without tls.certFile', 'set tls.certFile and tls.keyFile too, or remove caFile')
+  if (!https && (tls.certFile || tls.letsencrypt))
+    err('services.gitlab.tls', `is set but externalUrl ${g.externalUrl ?? '(default)'} is not https`, 'set services.gitlab.externalUrl to https://<host>, or remove tls')
   if (g.sshPort === 22) err('services.gitlab.sshPort', "22 is the host's own SSH port", 'use 2222 (the default)')
   if (g.registryPort === g.sshPort) err('services.gitlab.registryPort', `${g.registryPort} is also services.gitlab.sshPort`, 'use 5050 (the default)')
   const minor = Number(k.version.split('.')[1])

@@ -2,6 +2,7 @@ import {createHash} from 'node:crypto'
 
 import {IMAGES} from '../config/catalog.js'
 import type {Config, Role} from '../config/schema.js'
+import type {GitlabTls} from '../config/tls.js'
 import type {StageDef, StepDef} from '../steps/stages.js'
 import type {Secrets} from '../workspace/secrets.js'
 
@@ -49,7 +50,14 @@ export function gitlabExternalUrl(config: Config, ips: VmAddresses): string {
   return config.services.gitlab.externalUrl ?? `http://${ips.gitlab}`
 }
 
-export function buildParams(role: Role, config: Config, secrets: Secrets, ips: VmAddresses, arch: 'amd64' | 'arm64' = 'amd64'): StageParams {
+export function buildParams(
+  role: Role,
+  config: Config,
+  secrets: Secrets,
+  ips: VmAddresses,
+  arch: 'amd64' | 'arm64' = 'amd64',
+  tls: GitlabTls | null = null,
+): StageParams {
   const ports = rolePorts(role, config)
   const p: StageParams = {
     VM_ROLE: role,
@@ -94,6 +102,11 @@ export function buildParams(role: Role, config: Config, secrets: Secrets, ips: V
       GITLAB_DB_PASSWORD: secrets.postgres.users.gitlab ?? '',
       DB_HOST: ips.database,
       RUNNER_VERSION: s.gitlab.runnerVersion,
+      // PEM text: the key is a secret like the passwords (0600 env file, never argv).
+      GITLAB_TLS_CERT: tls?.certPem ?? '',
+      GITLAB_TLS_KEY: tls?.keyPem ?? '',
+      GITLAB_TLS_CA: tls?.caPem ?? '',
+      GITLAB_LETSENCRYPT: String(s.gitlab.tls.letsencrypt),
     })
   }
   if (role === 'k8s') {

@@ -5,10 +5,11 @@ import path from 'node:path'
 import {Listr, ListrLogger, ProcessOutput, type ListrTask} from 'listr2'
 
 import type {Config, Role} from '../config/schema.js'
+import {loadGitlabTls} from '../config/tls.js'
 import {BugError, ExternalError, UserError} from '../errors.js'
 import {connectSsh, type ConnectOptions, type SshSession, type SshTarget} from '../ssh/session.js'
 import {DEFAULT_STEP_TIMEOUT_MS} from '../steps/stages.js'
-import {redact} from '../util/redact.js'
+import {redact, registerSecret} from '../util/redact.js'
 import {writeFileAtomic} from '../workspace/fs.js'
 import {registerSecrets, type Secrets} from '../workspace/secrets.js'
 import {loadState, updateState} from '../workspace/state.js'
@@ -141,6 +142,9 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   const {ws, config, secrets} = opts
   registerSecrets(secrets)
   const plan = planDeploy(config, opts.only)
+  // Checked here, before any VM is touched: a wrong certificate fails now, naming the field.
+  const tls = plan.some((vm) => vm.role === 'gitlab') ? loadGitlabTls(config, ws.root, ws.configFile) : null
+  if (tls) for (const secret of [tls.keyPem, ...tls.keyPem.split('\n').filter((l) => !l.startsWith('-----'))]) registerSecret(secret)
   const scripts = opts.scripts ?? readStageScripts()
   const ips = await vmAddresses(ws, config)
   const keyPath = privateKeyPath(config, ws)
@@ -155,7 +159,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   const state = await loadState(ws)
 
   const contexts: VmContext[] = plan.map((vm) => {
-    const params = buildParams(vm.role, config, secrets, ips)
+    const params = buildParams(vm.role, config, secrets, ips, 'amd64', tls)
     const hashes = new Map(vm.steps.map((s) => [s.key, stepInputHash(s.stage, s.step, params, scripts.scripts[s.stage.script], scripts.lib)]))
     return {
       vm,

@@ -71,6 +71,8 @@ export interface StatusPlan {
   registryPort: number
   /** GitLab's external_url: its readiness endpoint listens on that URL's port. */
   gitlabExternalUrl: string
+  /** services.gitlab.tls.caFile is set: readiness verifies GitLab's certificate against that CA. */
+  gitlabPrivateCa?: boolean
   namespaces: string[]
   thresholds?: Thresholds
   /** SSH connect / TCP connect bound (default 3 s). */
@@ -218,7 +220,7 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
 
     if (vm.role === 'gitlab') {
       run(vm.role, 'gitlab-readiness', 'GitLab readiness', connectMs + checkMs, async (signal) => {
-        const r = await exec(gitlabReadyCmd(plan.gitlabExternalUrl), signal)
+        const r = await exec(gitlabReadyCmd(plan.gitlabExternalUrl, {privateCa: plan.gitlabPrivateCa}), signal)
         return parseGitlabReadiness(r.code, r.stdout, r.stderr)
       })
       run(vm.role, 'registry', 'Container registry /v2/', connectMs + checkMs, async (signal) =>

@@ -48,17 +48,21 @@ export function parseRedisPing(code: number, stdout: string, stderr: string): {s
   return {status: 'fail', detail: lastLine(out || stderr) || `redis-cli exited ${code}`}
 }
 
+export const GITLAB_CA_IN_CONTAINER = '/etc/gitlab/trusted-certs/autolabs-ca.crt'
+
 /**
  * GitLab's readiness, asked from inside its container: /-/readiness answers only the
  * monitoring whitelist (127.0.0.0/8 and ::1 by default), on the port nginx listens on, which is
  * the external URL's. Over HTTPS the request keeps the URL's host name (--resolve) so the
  * certificate is checked as clients check it. The same request the gitlab stage waits on.
  */
-export function gitlabReadyCmd(externalUrl: string): string {
+export function gitlabReadyCmd(externalUrl: string, opts: {privateCa?: boolean} = {}): string {
   const u = new URL(externalUrl)
   const https = u.protocol === 'https:'
   const port = u.port || (https ? '443' : '80')
-  const target = https ? `--resolve ${q(`${u.hostname}:${port}:127.0.0.1`)} ${q(`https://${u.hostname}:${port}/-/readiness`)}` : q(`http://127.0.0.1:${port}/-/readiness`)
+  // services.gitlab.tls.caFile: the gitlab stage put that CA here (gitlab.sh TLS_CA).
+  const ca = https && opts.privateCa ? `--cacert ${GITLAB_CA_IN_CONTAINER} ` : ''
+  const target = https ? `${ca}--resolve ${q(`${u.hostname}:${port}:127.0.0.1`)} ${q(`https://${u.hostname}:${port}/-/readiness`)}` : q(`http://127.0.0.1:${port}/-/readiness`)
   return `sudo -n docker exec gitlab curl -sS --max-time 5 ${target}`
 }
 /** Ready when the top-level "status" is "ok" (each check inside has its own "status"). */

@@ -27,6 +27,7 @@ export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
     objectStoragePort: config.services.objectStorage.port,
     registryPort: config.services.gitlab.registryPort,
     gitlabExternalUrl: derived(config).gitlabExternalUrl,
+    gitlabPrivateCa: Boolean(config.services.gitlab.tls.caFile),
     namespaces: config.services.kubernetes.namespaces,
     connectTimeoutMs: opts.connectTimeoutMs,
     checkTimeoutMs: opts.checkTimeoutMs,

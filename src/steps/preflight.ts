@@ -4,6 +4,8 @@ import {access, readFile} from 'node:fs/promises'
 import {HOST_MINIMUM, VERSIONS} from '../config/catalog.js'
 import {derived} from '../config/load.js'
 import {ROLES, type Config} from '../config/schema.js'
+import {loadGitlabTls} from '../config/tls.js'
+import {ConfigError} from '../errors.js'
 import type {ProxmoxClient} from '../proxmox/client.js'
 import {isAutolabsOwned, templateSlotStatus} from '../proxmox/template.js'
 import type {StorageInfo, VmInfo} from '../proxmox/types.js'
@@ -62,6 +64,8 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
 
   add(await terraformCheck(input.terraformBin ?? 'terraform'))
   add(await sshKeyCheck(input.sshPublicKeyPath ?? derived(input.config).sshPublicKeyFile))
+  const tls = gitlabTlsCheck(input.config, input.workspace?.root ?? process.cwd(), input.workspace?.configFile ?? 'autolabs.yaml')
+  if (tls) add(tls)
   return {checks, ok: checks.every((c) => c.status !== 'fail')}
 }
 
@@ -299,6 +303,41 @@ export async function sshKeyCheck(file: string): Promise<PreflightCheck> {
   return hasPrivate
     ? {id: 'ssh-key', title, status: 'pass', detail: `${file} (${line.split(' ')[0]})`}
     : {id: 'ssh-key', title, status: 'warn', detail: `${file} exists but its private key ${priv} does not`, fix: 'autolabs connects with the private key: set ssh.privateKeyFile in autolabs.yaml if it lives elsewhere (or an agent holds it).'}
+}
+
+/** GitLab's HTTPS certificate (services.gitlab.tls), for an https externalUrl; null for http. */
+export function gitlabTlsCheck(config: Config, root: string, source: string, now = new Date()): PreflightCheck | null {
+  const g = config.services.gitlab
+  if (!g.externalUrl?.startsWith('https://')) return null
+  const id = 'gitlab-tls'
+  const title = 'GitLab HTTPS certificate'
+  const host = new URL(g.externalUrl).hostname
+  if (g.tls.letsencrypt)
+    return {
+      id,
+      title,
+      status: 'warn',
+      detail: `GitLab will ask Let's Encrypt for a certificate for ${host}`,
+      fix: `That works only if ${host} resolves publicly to gitlab-vm and port 80 is reachable from the internet; otherwise set services.gitlab.tls.certFile and keyFile.`,
+    }
+  try {
+    const t = loadGitlabTls(config, root, source, now)
+    if (!t) return null
+    const days = Math.floor((t.notAfter.getTime() - now.getTime()) / 86_400_000)
+    const detail = `for ${host}, valid until ${t.notAfter.toISOString().slice(0, 10)}${t.caPem ? ', private CA' : ''}`
+    return days < 30
+      ? {id, title, status: 'warn', detail: `${detail}: expires in ${days} day${days === 1 ? '' : 's'}`, fix: 'Renew it, put the new files in place and run `autolabs deploy --only gitlab`.'}
+      : {id, title, status: 'pass', detail}
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    return {
+      id,
+      title,
+      status: 'fail',
+      detail: error.issues.map((i) => `${i.path}: ${i.message}`).join('; '),
+      fix: error.issues.map((i) => i.fix).filter(Boolean).join('; '),
+    }
+  }
 }
 
 export function compareVersions(a: string, b: string): number {

@@ -31,6 +31,8 @@ backups/
 # A kubeconfig copied anywhere else
 kubeconfig
 *.kubeconfig
+# Private keys kept elsewhere in the workspace (services.gitlab.tls.keyFile)
+*.key
 `
 
 /** Every file init writes besides autolabs.yaml and the secrets. Pure apart from reading assets. */

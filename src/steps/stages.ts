@@ -73,7 +73,7 @@ export const STAGES: StageDef[] = [
       {id: 'docker_repo', title: "Add Docker's package source"},
       {id: 'docker_install', title: 'Install Docker Engine and Compose'},
       {id: 'registry_trust', title: 'Trust the Container Registry (Docker daemon)', inputs: ['VM_IP', 'GITLAB_REGISTRY_PORT']},
-      {id: 'gitlab_compose', title: 'Write the GitLab Compose project', inputs: ['GITLAB_*', 'VM_IP', 'DB_HOST']},
+      {id: 'gitlab_compose', title: 'Write the GitLab Compose project and its HTTPS certificate', inputs: ['GITLAB_*', 'VM_IP', 'DB_HOST']},
       {id: 'gitlab_up', title: 'Start GitLab CE', inputs: ['GITLAB_VERSION'], timeoutMs: 30 * 60_000},
       {id: 'gitlab_ready', title: 'Wait for GitLab to be ready', timeoutMs: 25 * 60_000},
       {id: 'runner_install', title: 'Install GitLab Runner', inputs: ['RUNNER_VERSION']},

@@ -1,5 +1,5 @@
 import {spawnSync} from 'node:child_process'
-import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -106,6 +106,56 @@ describe('gitlab.sh compose_text (the Compose project the gitlab_compose step wr
   })
   it('has no $ (Compose would interpolate it)', () => {
     expect(render().text).not.toContain('$')
+  })
+})
+
+// PEM-shaped values as the env file carries them (with their newlines).
+const TLS = {
+  GITLAB_EXTERNAL_URL: 'https://gitlab.lab',
+  GITLAB_TLS_CERT: '-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n',
+  GITLAB_TLS_KEY: '-----BEGIN PRIVATE KEY-----\nMIGHkey-FAKE-0123456789\n-----END PRIVATE KEY-----\n',
+  GITLAB_TLS_CA: '-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n',
+}
+
+describe('gitlab.sh HTTPS (services.gitlab.tls)', () => {
+  const omnibus = (env: Record<string, string>) => bash('omnibus_config', env).stdout
+  it("serves the administrator's certificate with Let's Encrypt off, or Let's Encrypt only when asked", () => {
+    const own = omnibus({...TLS, GITLAB_LETSENCRYPT: 'false'})
+    expect(own).toContain("letsencrypt['enable'] = false\nnginx['ssl_certificate'] = '/etc/gitlab/ssl/autolabs.crt'\nnginx['ssl_certificate_key'] = '/etc/gitlab/ssl/autolabs.key'\n")
+    const le = omnibus({GITLAB_EXTERNAL_URL: 'https://gitlab.lab', GITLAB_LETSENCRYPT: 'true'})
+    expect(le).toContain("letsencrypt['enable'] = true")
+    expect(le).not.toContain('ssl_certificate')
+    expect(omnibus({GITLAB_LETSENCRYPT: 'false'})).not.toMatch(/letsencrypt|ssl_certificate/)
+  })
+  it('writes the certificate 0644, the key 0600 and the CA where GitLab trusts it; check follows the parameters', () => {
+    const home = tempDir('al-gl-tls-')
+    const run = (snippet: string, env: Record<string, string>) => bash(snippet, {GITLAB_HOME: home, ...env})
+    expect(run('do_gitlab_compose && check_gitlab_compose', TLS).code).toBe(0)
+    const mode = (f: string) => (statSync(path.join(home, 'config', f)).mode & 0o777).toString(8)
+    expect([mode('ssl/autolabs.crt'), mode('ssl/autolabs.key'), mode('trusted-certs/autolabs-ca.crt')]).toEqual(['644', '600', '644'])
+    expect(readFileSync(path.join(home, 'config/ssl/autolabs.key'), 'utf8')).toContain('MIGHkey-FAKE-0123456789')
+    // The key is in no file but its own (not in the Compose file the environment shows).
+    expect(readFileSync(path.join(home, 'docker-compose.yml'), 'utf8')).not.toContain('MIGHkey')
+    // A renewed key is not "done" until written; a CA removed from the config is removed here.
+    expect(run('check_gitlab_compose', {...TLS, GITLAB_TLS_KEY: TLS.GITLAB_TLS_KEY.replace('FAKE', 'NEW')}).code).not.toBe(0)
+    const noCa = {...TLS, GITLAB_TLS_CA: ''}
+    expect(run('check_gitlab_compose', noCa).code).not.toBe(0)
+    expect(run('do_gitlab_compose && check_gitlab_compose', noCa).code).toBe(0)
+    expect(existsSync(path.join(home, 'config/trusted-certs/autolabs-ca.crt'))).toBe(false)
+    // Back to plain http: no certificate left behind.
+    expect(run('do_gitlab_compose && check_gitlab_compose', {}).code).toBe(0)
+    expect(readdirSync(path.join(home, 'config/ssl'))).toEqual([])
+  })
+  it('recreates the container for a renewed certificate (compose_digest counts the files)', () => {
+    const home = tempDir('al-gl-tls-digest-')
+    const digest = (env: Record<string, string>) => bash('do_gitlab_compose >/dev/null && compose_digest', {GITLAB_HOME: home, ...env}).stdout.trim()
+    const d1 = digest(TLS)
+    expect(digest({...TLS, GITLAB_TLS_CERT: TLS.GITLAB_TLS_CERT.replace('cert', 'renewed')})).not.toBe(d1)
+  })
+  it('verifies the certificate against a private CA in the readiness probe, never skips verification', () => {
+    const args = bash('readiness_curl_args', TLS).stdout.trim().split('\n')
+    expect(args).toEqual(['--cacert', '/etc/gitlab/trusted-certs/autolabs-ca.crt', '--resolve', 'gitlab.lab:443:127.0.0.1', 'https://gitlab.lab:443/-/readiness'])
+    expect(readFileSync(SCRIPT, 'utf8')).not.toMatch(/--insecure|curl[^\n]* -k\b|tls-skip-verify/)
   })
 })
 
@@ -288,6 +338,21 @@ describe.skipIf(!hasPython)('gitlab.sh do_runner_register (runner-token flow aga
       `mode=600 content=PRIVATE-TOKEN: ${PAT}`,
       `mode=600 content=PRIVATE-TOKEN: ${PAT}`,
     ])
+  })
+  it('trusts a private CA in its API calls and in the runner, never skipping verification', () => {
+    const dir = registrationDir()
+    const r = bash(`RUNNER_CONFIG="${dir}/config.toml"; do_runner_register`, {
+      PATH: `${fakeBin(dir)}:${process.env.PATH}`,
+      AUTOLABS_STATE_DIR: path.join(dir, 'state'),
+      GITLAB_HOME: '/srv/gitlab',
+      ...TLS,
+    })
+    expect(r.code, r.stderr).toBe(0)
+    const argv = readFileSync(path.join(dir, 'argv.log'), 'utf8')
+    const ca = '/srv/gitlab/config/trusted-certs/autolabs-ca.crt'
+    expect(argv).toMatch(new RegExp(`^curl .*--cacert ${ca} .*-X POST https://gitlab\\.lab/api/v4/user/runners`, 'm'))
+    expect(argv).toMatch(new RegExp(`^curl .*--cacert ${ca} .*-X DELETE`, 'm'))
+    expect(argv).toMatch(new RegExp(`^gitlab-runner register .*--tls-ca-file ${ca}`, 'm'))
   })
   it('never puts a token on a command line or in the log, and leaves no token file behind', () => {
     const dir = registrationDir()

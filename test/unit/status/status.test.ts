@@ -1,9 +1,11 @@
+import {readFileSync} from 'node:fs'
+
 import {describe, expect, it} from 'vitest'
 
 import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan} from '../../../src/status/collect.js'
 import {applySlow, evaluate, metricWarnings} from '../../../src/status/evaluate.js'
 import {renderText, toRows} from '../../../src/status/format.js'
-import {gitlabReadyCmd, parseDf, parseGitlabReadiness, parseKube, parsePgLogin, parseRedisPing, parseRunnerVerify, pgLoginCmd, redisPingCmd} from '../../../src/status/probes.js'
+import {GITLAB_CA_IN_CONTAINER, gitlabReadyCmd, parseDf, parseGitlabReadiness, parseKube, parsePgLogin, parseRedisPing, parseRunnerVerify, pgLoginCmd, redisPingCmd} from '../../../src/status/probes.js'
 import {type CheckResult, DEFAULT_THRESHOLDS} from '../../../src/status/types.js'
 
 const check = (status: CheckResult['status'], extra: Partial<CheckResult> = {}): CheckResult => ({
@@ -148,6 +150,11 @@ describe('GitLab readiness probe', () => {
     expect(gitlabReadyCmd('http://10.0.0.10')).toBe("sudo -n docker exec gitlab curl -sS --max-time 5 'http://127.0.0.1:80/-/readiness'")
     expect(gitlabReadyCmd('http://gitlab.lab:8929/')).toContain("'http://127.0.0.1:8929/-/readiness'")
     expect(gitlabReadyCmd('https://gitlab.lab')).toContain("--resolve 'gitlab.lab:443:127.0.0.1' 'https://gitlab.lab:443/-/readiness'")
+    expect(gitlabReadyCmd('https://gitlab.lab')).not.toContain('--cacert')
+    // A private CA is the one the gitlab stage installed (gitlab.sh TLS_CA), verified, never -k.
+    expect(gitlabReadyCmd('https://gitlab.lab', {privateCa: true})).toContain("--cacert /etc/gitlab/trusted-certs/autolabs-ca.crt --resolve 'gitlab.lab:443:127.0.0.1'")
+    expect(gitlabReadyCmd('http://gitlab.lab', {privateCa: true})).not.toContain('--cacert')
+    expect(readFileSync('assets/stages/gitlab.sh', 'utf8')).toContain(`TLS_CA=${GITLAB_CA_IN_CONTAINER.replace('/etc/gitlab/', '')}\n`)
   })
   it('is ready only when the top-level status is ok, not when a nested check is', () => {
     expect(parseGitlabReadiness(0, '{"status":"ok","master_check":[{"status":"ok"}]}', '')).toEqual({status: 'ok', detail: 'ready'})
