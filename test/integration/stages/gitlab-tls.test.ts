@@ -61,7 +61,10 @@ describe('GitLab HTTPS certificate, end to end without GitLab', () => {
     server = spawn('openssl', ['s_server', '-quiet', '-www', '-accept', String(port), '-cert', path.join(home, 'config/ssl/autolabs.crt'), '-key', path.join(home, 'config/ssl/autolabs.key')], {
       stdio: 'ignore',
     })
-    while (!(await listening(port))) await new Promise((res) => setTimeout(res, 50))
+    for (let i = 0; !(await listening(port)); i++) {
+      if (i > 100) throw new Error(`openssl s_server did not listen on ${port}`)
+      await new Promise((res) => setTimeout(res, 50))
+    }
   })
   afterAll(() => {
     server?.kill()
