@@ -1,9 +1,11 @@
 import {execFile} from 'node:child_process'
-import {chmod, writeFile} from 'node:fs/promises'
+import {chmod, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {parseDocument} from 'yaml'
 
+import {makeLeaf} from '../support/certs.js'
 import {removeDir, runCli, tempDir} from '../support/cli.js'
 import {type PveSim, startPveSim} from '../support/pve-sim/index.mjs'
 
@@ -77,5 +79,30 @@ describe('autolabs preflight', () => {
     const result = JSON.parse(r.stdout)
     expect(result.checks.map((c: {id: string; status: string}) => `${c.id}:${c.status}`)).toEqual(['proxmox-connection:warn', 'terraform:pass', 'ssh-key:pass'])
     expect(r.exitCode).toBe(0)
+  })
+
+  it("checks GitLab's HTTPS certificate on the workstation: a key that is not the certificate's fails before anything is created", async () => {
+    const ws = path.join(dir, 'ws')
+    makeLeaf(ws, 'gitlab', {san: 'DNS:gitlab.lab'})
+    makeLeaf(ws, 'stray', {san: 'DNS:gitlab.lab'})
+    const yaml = path.join(ws, 'autolabs.yaml')
+    const before = await readFile(yaml, 'utf8')
+    const tls = (keyFile: string) => {
+      const doc = parseDocument(before)
+      doc.setIn(['services', 'gitlab', 'externalUrl'], 'https://gitlab.lab')
+      doc.setIn(['services', 'gitlab', 'tls'], {certFile: 'gitlab.crt', keyFile, caFile: 'gitlab.crt', letsencrypt: false})
+      return doc.toString()
+    }
+    try {
+      await writeFile(yaml, tls('stray.key'))
+      const bad = await run([], {})
+      expect(bad.exitCode).toBe(1)
+      expect(bad.stdout).toContain('FAIL  GitLab HTTPS certificate: services.gitlab.tls.keyFile: is not the private key of certFile')
+      await writeFile(yaml, tls('gitlab.key'))
+      const good = await run(['--json'], {})
+      expect(JSON.parse(good.stdout).checks.at(-1)).toMatchObject({id: 'gitlab-tls', status: 'pass', detail: expect.stringMatching(/^for gitlab\.lab, valid until .*, private CA$/)})
+    } finally {
+      await writeFile(yaml, before)
+    }
   })
 })
