@@ -59,6 +59,24 @@ export interface StatusDeps {
   connect: (vm: StatusTarget, signal: AbortSignal) => Promise<RemoteShell>
   /** GET url → HTTP status code (any status resolves; network errors reject). */
   httpStatus: (url: string, signal: AbortSignal) => Promise<number>
+  /**
+   * TLS handshake with `host:port` presenting `servername`: the certificate's end and whether it
+   * verifies (against `ca`, else the system's CAs). Network errors reject.
+   */
+  tlsPeer?: (peer: TlsPeerQuery, signal: AbortSignal) => Promise<TlsPeer>
+}
+
+export interface TlsPeerQuery {
+  host: string
+  port: number
+  servername: string
+  ca?: string
+}
+export interface TlsPeer {
+  validTo: Date
+  authorized: boolean
+  /** Why it does not verify (Node's code, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE). */
+  authorizationError?: string
 }
 
 export interface StatusPlan {
@@ -73,6 +91,8 @@ export interface StatusPlan {
   gitlabExternalUrl: string
   /** services.gitlab.tls.caFile is set: readiness verifies GitLab's certificate against that CA. */
   gitlabPrivateCa?: boolean
+  /** An https external URL: its certificate, as served by gitlab-vm, is checked (end date, trust). */
+  gitlabTls?: {servername: string; port: number; ca?: string}
   namespaces: string[]
   thresholds?: Thresholds
   /** SSH connect / TCP connect bound (default 3 s). */
@@ -226,6 +246,19 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
       run(vm.role, 'registry', 'Container registry /v2/', connectMs + checkMs, async (signal) =>
         withPrefix('GET /v2/', httpVerdict(await httpOrUnreachable(deps, `http://${vm.ip}:${plan.registryPort}/v2/`, signal, checkMs), [200, 401])),
       )
+      const tls = plan.gitlabTls
+      if (tls && deps.tlsPeer) {
+        const tlsPeer = deps.tlsPeer
+        run(vm.role, 'gitlab-certificate', 'GitLab HTTPS certificate', connectMs + checkMs, async (signal) => {
+          let peer: TlsPeer
+          try {
+            peer = await deadline(connectMs + checkMs, signal, (s) => tlsPeer({host: vm.ip, port: tls.port, servername: tls.servername, ca: tls.ca}, s))
+          } catch (error) {
+            return {status: 'fail', detail: `${vm.ip}:${tls.port}: ${oneLine(error)}`}
+          }
+          return certificateVerdict(peer, tls.servername, new Date(), thresholds.certificateDays)
+        })
+      }
       run(vm.role, 'runner', 'GitLab Runner online', connectMs + checkMs, async (signal) => {
         const r = await exec(RUNNER_VERIFY_CMD, signal)
         return parseRunnerVerify(r.code, r.stdout)
@@ -300,6 +333,16 @@ async function httpOrUnreachable(deps: StatusDeps, url: string, signal: AbortSig
 }
 
 const round1 = (v: number) => Math.round(v * 10) / 10
+
+/** Expired or untrusted: a failure (clients refuse it); ending within `warnDays`: a warning. */
+export function certificateVerdict(peer: TlsPeer, servername: string, now: Date, warnDays: number): Verdict {
+  const end = peer.validTo.toISOString().slice(0, 10)
+  const days = Math.floor((peer.validTo.getTime() - now.getTime()) / 86_400_000)
+  if (days < 0) return {status: 'fail', detail: `expired on ${end}`}
+  if (!peer.authorized) return {status: 'fail', detail: `not trusted for ${servername}: ${peer.authorizationError ?? 'unknown reason'}`}
+  const left = `${days} day${days === 1 ? '' : 's'}`
+  return days < warnDays ? {status: 'warn', detail: `expires on ${end}, in ${left}`} : {status: 'ok', detail: `valid until ${end} (${left})`}
+}
 
 function withPrefix(prefix: string, v: Verdict): Verdict {
   return {...v, detail: `${prefix}: ${v.detail}`}

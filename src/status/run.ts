@@ -1,8 +1,11 @@
 /** Wires collectStatus() to a workspace: Proxmox client, SSH sessions, HTTP. */
+import {readFileSync} from 'node:fs'
+
 import {derived} from '../config/load.js'
 import type {Role} from '../config/schema.js'
 import {registerSecret} from '../util/redact.js'
-import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan} from './collect.js'
+import {tlsPath} from '../config/tls.js'
+import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan, type TlsPeer} from './collect.js'
 import type {DayTwoContext} from './context.js'
 import type {StatusReport} from './types.js'
 
@@ -28,10 +31,29 @@ export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
     registryPort: config.services.gitlab.registryPort,
     gitlabExternalUrl: derived(config).gitlabExternalUrl,
     gitlabPrivateCa: Boolean(config.services.gitlab.tls.caFile),
+    gitlabTls: gitlabTlsTarget(ctx),
     namespaces: config.services.kubernetes.namespaces,
     connectTimeoutMs: opts.connectTimeoutMs,
     checkTimeoutMs: opts.checkTimeoutMs,
   }
+}
+
+/** What the certificate check connects to: the URL's host name and port, and the private CA. */
+function gitlabTlsTarget(ctx: DayTwoContext): StatusPlan['gitlabTls'] {
+  const {config} = ctx
+  const url = derived(config).gitlabExternalUrl
+  if (!url.startsWith('https://')) return undefined
+  const u = new URL(url)
+  const caFile = config.services.gitlab.tls.caFile
+  let ca: string | undefined
+  if (caFile) {
+    try {
+      ca = readFileSync(tlsPath(ctx.ws.root, caFile), 'utf8')
+    } catch {
+      // Unreadable here: the system's CAs decide, and the check says the certificate is not trusted.
+    }
+  }
+  return {servername: u.hostname, port: Number(u.port || 443), ca}
 }
 
 export function depsFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): StatusDeps {
@@ -48,6 +70,22 @@ export function depsFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
         close: () => s.close(),
       }
       return shell
+    },
+    tlsPeer: async (q, signal) => {
+      const tls = await import('node:tls')
+      return new Promise<TlsPeer>((resolve, reject) => {
+        // Verification is decided after the handshake (authorized / authorizationError), so that
+        // an untrusted or expired certificate is reported with its dates instead of a bare error;
+        // no data is sent over this connection.
+        const socket = tls.connect({host: q.host, port: q.port, servername: q.servername, ca: q.ca, rejectUnauthorized: false}, () => {
+          const cert = socket.getPeerCertificate()
+          socket.destroy()
+          if (!cert?.valid_to) return reject(new Error('the server sent no certificate'))
+          resolve({validTo: new Date(cert.valid_to), authorized: socket.authorized, authorizationError: socket.authorizationError ? String(socket.authorizationError) : undefined})
+        })
+        socket.on('error', reject)
+        signal.addEventListener('abort', () => socket.destroy(new Error('aborted')), {once: true})
+      })
     },
     httpStatus: async (url, signal) => {
       const res = await fetch(url, {signal, redirect: 'manual'})

@@ -52,7 +52,9 @@ export interface Thresholds {
   /** Warn when free disk is below this (i.e. used above 100 − this). */
   freeDiskPct: number
   slowMs: number
+  /** Warn when GitLab's HTTPS certificate ends within this many days (as preflight does). */
+  certificateDays: number
 }
 
-/** The design document's monitoring thresholds ("Мониторинг инфраструктуры"). */
-export const DEFAULT_THRESHOLDS: Thresholds = {cpuPct: 80, memPct: 90, freeDiskPct: 20, slowMs: 5000}
+/** The design document's monitoring thresholds ("Мониторинг инфраструктуры"), and a certificate's 30 days. */
+export const DEFAULT_THRESHOLDS: Thresholds = {cpuPct: 80, memPct: 90, freeDiskPct: 20, slowMs: 5000, certificateDays: 30}

@@ -2,7 +2,7 @@ import {readFileSync} from 'node:fs'
 
 import {describe, expect, it} from 'vitest'
 
-import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan} from '../../../src/status/collect.js'
+import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan, type TlsPeer} from '../../../src/status/collect.js'
 import {applySlow, evaluate, metricWarnings} from '../../../src/status/evaluate.js'
 import {renderText, toRows} from '../../../src/status/format.js'
 import {GITLAB_CA_IN_CONTAINER, gitlabReadyCmd, parseDf, parseGitlabReadiness, parseKube, parsePgLogin, parseRedisPing, parseRunnerVerify, pgLoginCmd, redisPingCmd} from '../../../src/status/probes.js'
@@ -241,6 +241,28 @@ describe('collectStatus', () => {
     expect(r.checks.find((c) => c.id === 'database/postgres-login')).toMatchObject({status: 'skipped', detail: expect.stringMatching(/secrets\.yaml/)})
     expect(r.checks.find((c) => c.id === 'database/redis')).toMatchObject({status: 'skipped'})
     expect(r.exitCode).toBe(0)
+  })
+
+  it("checks GitLab's HTTPS certificate as served: end date, trust and a network error", async () => {
+    const day = 86_400_000
+    const queries: unknown[] = []
+    const https = plan({gitlabTls: {servername: 'gitlab.lab', port: 8443, ca: 'CA-PEM'}})
+    const peer = (p: TlsPeer) => deps({tlsPeer: async (q) => (queries.push(q), p)})
+    const cert = async (d: StatusDeps) => (await collectStatus(https, d)).checks.find((c) => c.id === 'gitlab/gitlab-certificate')
+    expect(await cert(peer({validTo: new Date(Date.now() + 200 * day), authorized: true}))).toMatchObject({status: 'ok', detail: expect.stringMatching(/^valid until \d{4}-\d\d-\d\d \((199|200) days\)$/)})
+    expect(queries).toEqual([{host: '10.0.0.10', port: 8443, servername: 'gitlab.lab', ca: 'CA-PEM'}])
+    expect(await cert(peer({validTo: new Date(Date.now() + 10 * day), authorized: true}))).toMatchObject({status: 'warn', detail: expect.stringMatching(/in (9|10) days$/)})
+    expect(await cert(peer({validTo: new Date(Date.now() + 200 * day), authorized: false, authorizationError: 'ERR_TLS_CERT_ALTNAME_INVALID'}))).toMatchObject({
+      status: 'fail',
+      detail: 'not trusted for gitlab.lab: ERR_TLS_CERT_ALTNAME_INVALID',
+    })
+    expect(await cert(peer({validTo: new Date(Date.now() - day), authorized: false, authorizationError: 'CERT_HAS_EXPIRED'}))).toMatchObject({status: 'fail', detail: expect.stringMatching(/^expired on /)})
+    expect(await cert(deps({tlsPeer: () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED 10.0.0.10:8443'), {code: 'ECONNREFUSED'}))}))).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('10.0.0.10:8443: connect ECONNREFUSED'),
+    })
+    // Plain http: no certificate check at all.
+    expect((await collectStatus(plan(), peer({validTo: new Date(), authorized: true}))).checks.some((c) => c.id === 'gitlab/gitlab-certificate')).toBe(false)
   })
 
   it('formats rows and text: one row per VM and per check, with the verdict in the footer', async () => {
