@@ -559,6 +559,24 @@ class LabImpl implements Lab {
       await sleep(200)
     }
     m.bootMs = Date.now() - started
+    await this.awaitBootDone(name)
+  }
+
+  /**
+   * sshd answers before the boot has finished, and until systemd-user-sessions has run,
+   * /run/nologin makes PAM refuse every non-root login (sshd accepts, then closes the
+   * connection). Tests start right after boot (apt, psql as the cloud user), so wait for the
+   * boot to complete — as autolabs waits for cloud-init on a VM. If systemd-user-sessions
+   * failed (seen once under CI load), print why and start it again.
+   */
+  private async awaitBootDone(name: string) {
+    const probe = 'timeout 60 systemctl is-system-running --wait >/dev/null 2>&1; if [ -e /run/nologin ]; then echo nologin; fi'
+    const r = await this.execIn(name, probe, {timeoutMs: 70_000})
+    if (!r.stdout.includes('nologin')) return
+    const why = await this.execIn(name, 'systemctl --failed --no-legend --plain --no-pager; journalctl --no-pager -o short-monotonic -n 30 -u systemd-user-sessions -u systemd-tmpfiles-setup 2>&1')
+    console.warn(`lab machine ${name}: /run/nologin still exists after boot; starting systemd-user-sessions again.\n${why.stdout}${why.stderr}`)
+    const again = await this.execIn(name, 'systemctl restart systemd-user-sessions; if [ -e /run/nologin ]; then echo nologin; fi')
+    if (again.stdout.includes('nologin')) throw new Error(`lab machine ${name}: non-root logins stay refused (/run/nologin): ${again.stderr}`)
   }
 
   async execIn(name: string, cmd: string, opts: {input?: string; timeoutMs?: number} = {}): Promise<ExecResult> {
@@ -598,6 +616,8 @@ class LabImpl implements Lab {
       'echo "system: $(systemctl is-system-running 2>&1)"',
       '[ -e /run/nologin ] && echo "/run/nologin exists: non-root logins are refused"',
       'systemctl --failed --no-legend --plain --no-pager',
+      // The journal of each failed unit, then sshd's.
+      'for u in $(systemctl --failed --no-legend --plain --no-pager | cut -d" " -f1); do journalctl --no-pager -o short-monotonic -n 15 -u "$u" 2>&1; done',
       'journalctl --no-pager -o short-monotonic -n 40 -u ssh 2>&1',
     ].join('; ')
     const parts = await Promise.all(
