@@ -1,12 +1,12 @@
 import {execFileSync} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {ReadinessError, waitForVmReady} from '../../../src/ssh/readiness.js'
+import {freePort} from '../../support/net.js'
 import {type Sshd, sshdAvailable, startSshd} from '../../support/sshd/sshd.js'
 
 // The full sequence (cloud-init, apt locks) runs on lab machines (test/lab/ssh-readiness); here
@@ -27,12 +27,7 @@ describe.skipIf(!avail.ok)(`readiness: the SSH phases against a loopback sshd ($
 
   it('fails with "SSH not up" and the cause when nothing listens, within its bound', async () => {
     // A port that was free a moment ago: connection refused on loopback.
-    const port = await new Promise<number>((resolve) => {
-      const srv = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as net.AddressInfo).port
-        srv.close(() => resolve(p))
-      })
-    })
+    const port = await freePort()
     const statuses: string[] = []
     const started = Date.now()
     const err = await waitForVmReady(

@@ -11,18 +11,12 @@ import {loadGitlabTls} from '../../../src/config/tls.js'
 import {buildParams, envFileText} from '../../../src/deploy/params.js'
 import {generateSecrets} from '../../../src/workspace/secrets.js'
 import {type CertFiles, makeCa, makeLeaf} from '../../support/certs.js'
+import {freePort} from '../../support/net.js'
 
 // The certificate's whole way, for real except GitLab: autolabs.yaml → loadGitlabTls → the 0600
 // env file → bash sources it → gitlab.sh writes the files → a TLS server (openssl s_server, in
 // nginx's place) serves them → curl with the readiness probe's own arguments verifies them.
 const SCRIPT = path.resolve('assets/stages/gitlab.sh')
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const {port} = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
 
 const listening = (port: number) =>
   new Promise<boolean>((resolve) => {

@@ -10,6 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {DayTwoContext} from '../../../src/status/context.js'
 import {depsFromContext} from '../../../src/status/run.js'
 import {type CertFiles, makeCa, makeLeaf} from '../../support/certs.js'
+import {freePort} from '../../support/net.js'
 
 // `status` reads GitLab's certificate as served, over a real TLS handshake (a Node TLS server in
 // nginx's place): its end date, and whether it verifies for the URL's host against the CA.
@@ -45,12 +46,6 @@ describe("status: GitLab's served certificate (real TLS handshakes)", () => {
     expect(await ask({servername: 'gitlab.lab'})).toMatchObject({authorized: false, authorizationError: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'})
   })
   it('rejects when nothing listens', async () => {
-    const closed = await new Promise<number>((r) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port
-        s.close(() => r(p))
-      })
-    })
-    await expect(ask({servername: 'gitlab.lab', port: closed})).rejects.toThrow(/ECONNREFUSED/)
+    await expect(ask({servername: 'gitlab.lab', port: await freePort()})).rejects.toThrow(/ECONNREFUSED/)
   })
 })

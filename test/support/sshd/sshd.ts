@@ -16,6 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 
 import {fingerprintOfPublicKey} from '../../../src/ssh/known-hosts.js'
+import {freePort} from '../net.js'
 
 const SSHD = '/usr/sbin/sshd'
 
@@ -39,17 +40,6 @@ export function sshdAvailable(): {ok: boolean; reason: string} {
   if (!existsSync(SSHD)) return {ok: false, reason: `${SSHD} missing (apt-get install openssh-server)`}
   if (!existsSync('/usr/bin/ssh-keygen')) return {ok: false, reason: 'ssh-keygen missing (apt-get install openssh-client)'}
   return {ok: true, reason: `${SSHD} on loopback`}
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address() as net.AddressInfo
-      srv.close(() => resolve(port))
-    })
-  })
 }
 
 function banner(port: number): Promise<boolean> {
