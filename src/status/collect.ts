@@ -4,6 +4,7 @@
  * tests hand in the simulator, lab machines or fakes.
  */
 import type {Role} from '../config/schema.js'
+import {certificateLife} from '../util/expiry.js'
 import {applySlow, evaluate, fmtPct, metricWarnings} from './evaluate.js'
 import {
   DISK_CMD,
@@ -336,11 +337,9 @@ const round1 = (v: number) => Math.round(v * 10) / 10
 
 /** Expired or untrusted: a failure (clients refuse it); ending within `warnDays`: a warning. */
 export function certificateVerdict(peer: TlsPeer, servername: string, now: Date, warnDays: number): Verdict {
-  const end = peer.validTo.toISOString().slice(0, 10)
-  const days = Math.floor((peer.validTo.getTime() - now.getTime()) / 86_400_000)
+  const {end, days, left} = certificateLife(peer.validTo, now)
   if (days < 0) return {status: 'fail', detail: `expired on ${end}`}
   if (!peer.authorized) return {status: 'fail', detail: `not trusted for ${servername}: ${peer.authorizationError ?? 'unknown reason'}`}
-  const left = `${days} day${days === 1 ? '' : 's'}`
   return days < warnDays ? {status: 'warn', detail: `expires on ${end}, in ${left}`} : {status: 'ok', detail: `valid until ${end} (${left})`}
 }
 

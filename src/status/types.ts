@@ -1,4 +1,5 @@
 import type {Role} from '../config/schema.js'
+import {CERT_WARN_DAYS} from '../util/expiry.js'
 
 /**
  * The result of `autolabs status`, also its `--json` shape (documented in docs/day-two.md;
@@ -56,5 +57,5 @@ export interface Thresholds {
   certificateDays: number
 }
 
-/** The design document's monitoring thresholds ("Мониторинг инфраструктуры"), and a certificate's 30 days. */
-export const DEFAULT_THRESHOLDS: Thresholds = {cpuPct: 80, memPct: 90, freeDiskPct: 20, slowMs: 5000, certificateDays: 30}
+/** The design document's monitoring thresholds ("Мониторинг инфраструктуры"), and preflight's certificate bound. */
+export const DEFAULT_THRESHOLDS: Thresholds = {cpuPct: 80, memPct: 90, freeDiskPct: 20, slowMs: 5000, certificateDays: CERT_WARN_DAYS}

@@ -9,6 +9,7 @@ import {ConfigError} from '../errors.js'
 import type {ProxmoxClient} from '../proxmox/client.js'
 import {isAutolabsOwned, templateSlotStatus} from '../proxmox/template.js'
 import type {StorageInfo, VmInfo} from '../proxmox/types.js'
+import {CERT_WARN_DAYS, certificateLife} from '../util/expiry.js'
 import type {Workspace} from '../workspace/workspace.js'
 
 export type CheckStatus = 'pass' | 'warn' | 'fail'
@@ -323,10 +324,10 @@ export function gitlabTlsCheck(config: Config, root: string, source: string, now
   try {
     const t = loadGitlabTls(config, root, source, now)
     if (!t) return null
-    const days = Math.floor((t.notAfter.getTime() - now.getTime()) / 86_400_000)
-    const detail = `for ${host}, valid until ${t.notAfter.toISOString().slice(0, 10)}${t.caPem ? ', private CA' : ''}`
-    return days < 30
-      ? {id, title, status: 'warn', detail: `${detail}: expires in ${days} day${days === 1 ? '' : 's'}`, fix: 'Renew it, put the new files in place and run `autolabs deploy --only gitlab`.'}
+    const {end, days, left} = certificateLife(t.notAfter, now)
+    const detail = `for ${host}, valid until ${end}${t.caPem ? ', private CA' : ''}`
+    return days < CERT_WARN_DAYS
+      ? {id, title, status: 'warn', detail: `${detail}: expires in ${left}`, fix: 'Renew it, put the new files in place and run `autolabs deploy --only gitlab`.'}
       : {id, title, status: 'pass', detail}
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
