@@ -8,6 +8,7 @@
  */
 import {createPrivateKey, type KeyObject, X509Certificate} from 'node:crypto'
 import {readFileSync} from 'node:fs'
+import {isIP} from 'node:net'
 import path from 'node:path'
 
 import {ConfigError, type FieldIssue} from '../errors.js'
@@ -72,8 +73,9 @@ export function loadGitlabTls(config: Config, root: string, source: string, now 
     }
   }
   if (leaf) {
-    const isIp = /^[\d.]+$/.test(host) || host.startsWith('[')
-    const covers = isIp ? leaf.checkIP(host.replace(/^\[|\]$/g, '')) : leaf.checkHost(host)
+    const address = host.replace(/^\[|\]$/g, '') // URL keeps an IPv6 address in brackets
+    const isIp = isIP(address) !== 0
+    const covers = isIp ? leaf.checkIP(address) : leaf.checkHost(host)
     if (!covers)
       fail('certFile', `is for ${leaf.subjectAltName ?? leaf.subject.replaceAll('\n', ', ')}, not for ${host} (the externalUrl's host)`, `issue it for ${host} (subjectAltName ${isIp ? 'IP' : 'DNS'}:${host})`)
     const notAfter = new Date(leaf.validTo)
@@ -81,9 +83,8 @@ export function loadGitlabTls(config: Config, root: string, source: string, now 
     else if (new Date(leaf.validFrom) > now) fail('certFile', `is not valid before ${new Date(leaf.validFrom).toISOString().slice(0, 10)}`, "check this machine's clock or the certificate")
     if (key && !leaf.checkPrivateKey(key)) fail('keyFile', 'is not the private key of certFile', "give the key the certificate was issued for (their public keys differ)")
   }
-  let cas: X509Certificate[] = []
   if (caText) {
-    cas = parseCerts(caText)
+    const cas = parseCerts(caText)
     if (cas.length === 0) fail('caFile', 'holds no PEM certificate', 'give the PEM certificate of the CA (for a self-signed certificate, certFile itself)')
     else if (leaf && !signedByAny(leaf, chain.slice(1), cas))
       fail('caFile', `did not sign certFile (issuer ${leaf.issuer.replaceAll('\n', ', ')})`, 'give the CA that issued it, or the intermediate chain in certFile')
