@@ -22,6 +22,7 @@ export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
     const pw = secrets?.postgres.users[db]
     if (pw) postgresUsers[db] = pw
   }
+  const gitlabExternalUrl = derived(config).gitlabExternalUrl
   return {
     node: config.proxmox.node,
     vms: ctx.vms.filter((v) => !opts.roles || opts.roles.includes(v.role)),
@@ -29,9 +30,9 @@ export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
     redisPassword: secrets?.redis.password,
     objectStoragePort: config.services.objectStorage.port,
     registryPort: config.services.gitlab.registryPort,
-    gitlabExternalUrl: derived(config).gitlabExternalUrl,
+    gitlabExternalUrl,
     gitlabPrivateCa: Boolean(config.services.gitlab.tls.caFile),
-    gitlabTls: gitlabTlsTarget(ctx),
+    gitlabTls: gitlabTlsTarget(ctx, gitlabExternalUrl),
     namespaces: config.services.kubernetes.namespaces,
     connectTimeoutMs: opts.connectTimeoutMs,
     checkTimeoutMs: opts.checkTimeoutMs,
@@ -39,12 +40,10 @@ export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
 }
 
 /** What the certificate check connects to: the URL's host name and port, and the private CA. */
-function gitlabTlsTarget(ctx: DayTwoContext): StatusPlan['gitlabTls'] {
-  const {config} = ctx
-  const url = derived(config).gitlabExternalUrl
+function gitlabTlsTarget(ctx: DayTwoContext, url: string): StatusPlan['gitlabTls'] {
   if (!url.startsWith('https://')) return undefined
   const u = new URL(url)
-  const caFile = config.services.gitlab.tls.caFile
+  const caFile = ctx.config.services.gitlab.tls.caFile
   let ca: string | undefined
   if (caFile) {
     try {
