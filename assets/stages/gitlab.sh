@@ -198,20 +198,14 @@ tls_file_is() {
 check_tls_files() {
   tls_file_is "$TLS_CRT" "${GITLAB_TLS_CERT:-}" && tls_file_is "$TLS_KEY" "${GITLAB_TLS_KEY:-}" && tls_file_is "$TLS_CA" "${GITLAB_TLS_CA:-}"
 }
+# Write file $1 (under config/) with content $2 and mode $3, or remove it when $2 is empty.
+tls_file_put() {
+  if [[ -n $2 ]]; then write_file "$GITLAB_HOME/config/$1" "$2" "$3"; else rm -f "$GITLAB_HOME/config/$1"; fi
+}
 do_tls_files() {
-  local rel content mode
-  for rel in "$TLS_CRT" "$TLS_KEY" "$TLS_CA"; do
-    case $rel in
-      "$TLS_CRT") content=${GITLAB_TLS_CERT:-} mode=0644 ;;
-      "$TLS_KEY") content=${GITLAB_TLS_KEY:-} mode=0600 ;;
-      *) content=${GITLAB_TLS_CA:-} mode=0644 ;;
-    esac
-    if [[ -n $content ]]; then
-      write_file "$GITLAB_HOME/config/$rel" "$content" "$mode"
-    else
-      rm -f "$GITLAB_HOME/config/$rel"
-    fi
-  done
+  tls_file_put "$TLS_CRT" "${GITLAB_TLS_CERT:-}" 0644
+  tls_file_put "$TLS_KEY" "${GITLAB_TLS_KEY:-}" 0600
+  tls_file_put "$TLS_CA" "${GITLAB_TLS_CA:-}" 0644
 }
 check_gitlab_compose() {
   file_is "$GITLAB_HOME/docker-compose.yml" "$(compose_text)" &&
