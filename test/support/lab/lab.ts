@@ -573,8 +573,7 @@ class LabImpl implements Lab {
     const probe = 'timeout 60 systemctl is-system-running --wait >/dev/null 2>&1; if [ -e /run/nologin ]; then echo nologin; fi'
     const r = await this.execIn(name, probe, {timeoutMs: 70_000})
     if (!r.stdout.includes('nologin')) return
-    const why = await this.execIn(name, 'systemctl --failed --no-legend --plain --no-pager; journalctl --no-pager -o short-monotonic -n 30 -u systemd-user-sessions -u systemd-tmpfiles-setup 2>&1')
-    console.warn(`lab machine ${name}: /run/nologin still exists after boot; starting systemd-user-sessions again.\n${why.stdout}${why.stderr}`)
+    console.warn(`lab machine ${name}: /run/nologin still exists after boot; starting systemd-user-sessions again.\n${await this.machineReport(name)}`)
     const again = await this.execIn(name, 'systemctl restart systemd-user-sessions; if [ -e /run/nologin ]; then echo nologin; fi')
     if (again.stdout.includes('nologin')) throw new Error(`lab machine ${name}: non-root logins stay refused (/run/nologin): ${again.stderr}`)
   }
@@ -612,21 +611,20 @@ class LabImpl implements Lab {
   }
 
   async diagnose(): Promise<string> {
+    return (await Promise.all([...this.procs.keys()].map((name) => this.machineReport(name)))).join('\n')
+  }
+
+  /** One machine's systemd state, /run/nologin, each failed unit's journal, then sshd's journal. */
+  private async machineReport(name: string): Promise<string> {
     const script = [
       'echo "system: $(systemctl is-system-running 2>&1)"',
       '[ -e /run/nologin ] && echo "/run/nologin exists: non-root logins are refused"',
       'systemctl --failed --no-legend --plain --no-pager',
-      // The journal of each failed unit, then sshd's.
       'for u in $(systemctl --failed --no-legend --plain --no-pager | cut -d" " -f1); do journalctl --no-pager -o short-monotonic -n 15 -u "$u" 2>&1; done',
       'journalctl --no-pager -o short-monotonic -n 40 -u ssh 2>&1',
     ].join('; ')
-    const parts = await Promise.all(
-      [...this.procs.keys()].map(async (name) => {
-        const r = await this.execIn(name, script, {timeoutMs: 15_000}).catch((e: unknown) => ({stdout: '', stderr: String(e)}))
-        return `--- lab ${this.name}: ${name} (${this.machine(name).ip})\n${r.stdout}${r.stderr}`
-      }),
-    )
-    return parts.join('\n')
+    const r = await this.execIn(name, script, {timeoutMs: 15_000}).catch((e: unknown) => ({stdout: '', stderr: String(e)}))
+    return `--- lab ${this.name}: ${name} (${this.machine(name).ip})\n${r.stdout}${r.stderr}`
   }
 
   async shutdown(name: string) {
