@@ -68,8 +68,9 @@ export interface ConnectOptions {
   reconnect?: {tries: number; delayMs: number}
   /**
    * Connection attempts when sshd closes the TCP connection before the login completes (sshd
-   * restarting, MaxStartups throttling, /run/nologin while booting): such a close is transient, so it is retried after
-   * `delayMs`, then twice that, … Default {tries: 3, delayMs: 500}. Nothing else is retried here.
+   * restarting, MaxStartups throttling, /run/nologin while booting): such a close is often
+   * transient, so it is retried after `delayMs`, then twice that, … Default {tries: 3,
+   * delayMs: 500}. Nothing else is retried here.
    */
   handshake?: {tries: number; delayMs: number}
 }
