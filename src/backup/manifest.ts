@@ -10,7 +10,7 @@ import {UserError} from '../errors.js'
 import {writeFileAtomic} from '../workspace/fs.js'
 import {isBackupId, parseBackupId} from './id.js'
 
-export const PARTS = ['snapshots', 'postgres', 'gitlab', 'etcd'] as const
+export const PARTS = ['snapshots', 'postgres', 'gitlab', 'etcd', 'workspace'] as const
 export type PartName = (typeof PARTS)[number]
 
 export interface BackupFile {

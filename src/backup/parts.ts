@@ -2,6 +2,7 @@
  * The parts of a backup. Each returns what its manifest entry needs, or throws; the
  * orchestrator (run.ts) turns a throw into a failed part without stopping the others.
  */
+import {createHash} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
 import {rm} from 'node:fs/promises'
 import path from 'node:path'
@@ -10,7 +11,8 @@ import {pipeline} from 'node:stream/promises'
 import {ExternalError} from '../errors.js'
 import {snapshotName} from './id.js'
 import type {BackupFile, PartRecord} from './manifest.js'
-import {CAT_AND_REMOVE, ETCD_SNAPSHOT, GITLAB_BACKUP, GITLAB_HOME, PG_DUMPALL, PG_DUMPALL_ZSTD, PG_INFO, type BackupShell} from './remote.js'
+import {writeFileAtomic} from '../workspace/fs.js'
+import {CAT_AND_REMOVE, ETCD_SNAPSHOT, GITLAB_BACKUP, GITLAB_HOME, PG_DUMPALL, PG_DUMPALL_ZSTD, PG_INFO, WORKSPACE_COPY, WORKSPACE_COPY_DIR, type BackupShell} from './remote.js'
 import {ByteCounter, type Compression, compressor, extensionOf, Hasher} from './streams.js'
 
 export type PartOutcome = Pick<PartRecord, 'files' | 'versions' | 'details'>
@@ -135,6 +137,50 @@ export async function backupGitlab(sh: BackupShell, dir: string, id: string, opt
     files.push({path: f.path, bytes: f.bytes, sha256: f.sha256})
   }
   return {files, versions: {gitlab: version}, details: {remoteFileRemoved: remoteFile}}
+}
+
+/** The encrypted private state, as made by src/workspace/archive.ts's packArchive. */
+export interface PackedWorkspace {
+  bytes: Uint8Array
+  files: string[]
+  /** "a passphrase" or the age recipients. */
+  encryptedWith: string
+}
+
+/**
+ * The workspace's private state (secrets, Terraform state, pinned host keys, kubeconfig,
+ * state.json), age-encrypted into workspace.tar.age, and a copy on each VM named, so that
+ * losing the workstation does not lose the keys to the platform.
+ */
+export async function backupWorkspace(
+  pack: () => Promise<PackedWorkspace>,
+  dir: string,
+  id: string,
+  opts: {copies: Array<{vm: string; shell: () => Promise<BackupShell>}>; keepCopies: number; logFile?: string},
+): Promise<PartOutcome> {
+  const packed = await pack()
+  const name = 'workspace.tar.age'
+  await writeFileAtomic(path.join(dir, name), packed.bytes, 0o600)
+  const file: BackupFile = {path: name, bytes: packed.bytes.length, sha256: createHash('sha256').update(packed.bytes).digest('hex')}
+  const copies = await Promise.all(
+    opts.copies.map(async (c) => {
+      const where = `${c.vm}:${WORKSPACE_COPY_DIR}/${id}.tar.age`
+      try {
+        const sh = await c.shell()
+        const r = await sh.exec(WORKSPACE_COPY, {stdin: Buffer.from(packed.bytes), args: [WORKSPACE_COPY_DIR, `${id}.tar.age`, String(Math.max(1, opts.keepCopies))], sudo: true, timeoutMs: 300_000, label: 'copy workspace archive', logFile: opts.logFile})
+        if (r.code !== 0) failed(`copy workspace archive to ${c.vm}`, r)
+        return {to: where, ok: true as const}
+      } catch (error) {
+        return {to: where, ok: false as const, error: (error as Error).message}
+      }
+    }),
+  )
+  const details = {files: packed.files, encryptedWith: packed.encryptedWith, copies}
+  const bad = copies.filter((c) => !c.ok)
+  if (bad.length > 0) {
+    throw Object.assign(new Error(`saved as ${name}, but the copy to ${bad.map((c) => `${c.to} failed: ${c.error}`).join('; ')}`), {details: {...details, file}})
+  }
+  return {files: [file], details}
 }
 
 /** What backups need from the Proxmox API: the matching subset of src/proxmox's ProxmoxClient. */

@@ -175,3 +175,19 @@ echo "file $f"
 echo "version $(docker exec gitlab cat /opt/gitlab/embedded/service/gitlab-rails/VERSION)"`
 
 export const GITLAB_HOME = '/srv/gitlab'
+
+/**
+ * Keeps a copy of the encrypted workspace archive (stdin) on a VM: $1 = folder, $2 = file name,
+ * $3 = how many copies to keep (the oldest beyond are removed). Root-only, written atomically.
+ */
+export const WORKSPACE_COPY = `${STRICT}
+dir=$1
+install -d -m 0700 -o root -g root "$dir"
+tmp=$(mktemp "$dir/.incoming.XXXXXX")
+cat > "$tmp"
+chmod 0600 "$tmp"
+mv -f -- "$tmp" "$dir/$2"
+find "$dir" -maxdepth 1 -type f -name '*.tar.age' -printf '%f\\n' | sort -r | tail -n +"$(( $3 + 1 ))" | while read -r old; do rm -f -- "$dir/$old"; done
+echo "kept $dir/$2"`
+
+export const WORKSPACE_COPY_DIR = '/var/backups/autolabs/workspace'

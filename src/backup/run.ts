@@ -10,7 +10,7 @@ import type {Role} from '../config/schema.js'
 import {ensureDir} from '../workspace/fs.js'
 import {backupId, parseBackupId, snapshotId} from './id.js'
 import {type BackupManifest, listLocalBackups, overallStatus, type PartName, type PartRecord, PARTS, writeManifest} from './manifest.js'
-import {backupEtcd, backupGitlab, backupPostgres, backupSnapshots, type PartOutcome, type SnapshotApi} from './parts.js'
+import {backupEtcd, backupGitlab, backupPostgres, backupSnapshots, backupWorkspace, type PackedWorkspace, type PartOutcome, type SnapshotApi} from './parts.js'
 import type {BackupShell} from './remote.js'
 import {planRetention, type RetentionPolicy} from './retention.js'
 import {type Compression, hasZstd} from './streams.js'
@@ -26,6 +26,8 @@ export interface BackupDeps {
   connect(role: Role): Promise<BackupShell>
   /** undefined when the workspace has no Proxmox credentials: the snapshots part fails saying so. */
   proxmox?: SnapshotApi
+  /** Packs and encrypts the workspace's private state; throws when there is no key to encrypt with. */
+  packWorkspace?: () => Promise<PackedWorkspace>
   now?: () => Date
 }
 
@@ -45,6 +47,8 @@ export interface BackupOptions {
   onEvent?: (e: BackupEvent) => void
   logDir?: string
   version?: string
+  /** VMs (roles) that keep a copy of the encrypted workspace archive. */
+  workspaceCopyTo?: Role[]
 }
 
 export interface BackupResult {
@@ -97,6 +101,12 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
     postgres: async () => backupPostgres(await shellFor(need(vm('database'), 'database').role), dir, {compression, onBytes: bytes('postgres'), logFile: logFile('postgres')}),
     gitlab: async () => backupGitlab(await shellFor(need(vm('gitlab'), 'gitlab').role), dir, id, {onBytes: bytes('gitlab'), logFile: logFile('gitlab')}),
     etcd: async () => backupEtcd(await shellFor(need(vm('k8s'), 'k8s').role), dir, id, {compression, onBytes: bytes('etcd'), logFile: logFile('etcd')}),
+    workspace: async () => {
+      if (!deps.packWorkspace) throw new Error('no workspace to archive')
+      const copies = (opts.workspaceCopyTo ?? []).map((role) => ({vm: need(vm(role), role).name, shell: () => shellFor(role)}))
+      const keepCopies = (opts.retention?.keepDaily ?? 7) + (opts.retention?.keepWeekly ?? 4)
+      return backupWorkspace(deps.packWorkspace, dir, id, {copies, keepCopies, logFile: logFile('workspace')})
+    },
   }
   const parts = await Promise.all(requested.map((p) => runPart(p, jobs[p])))
   await Promise.all(shells.map((s) => s.then((sh) => sh.close()).catch(() => undefined)))

@@ -85,6 +85,8 @@ export const FIELD_DOCS: Record<string, string> = {
   'backup.keepWeekly': 'Weekly backups kept.',
   'backup.storage': 'Proxmox storage for the scheduled backup job.',
   'backup.schedule': 'Schedule of the Proxmox backup job (calendar event).',
+  'backup.recipients': 'age public keys (age1…) the private-state archive is encrypted to; [] = a passphrase (AUTOLABS_BACKUP_PASSPHRASE or asked).',
+  'backup.workspaceCopyTo': 'VMs (roles) that also keep a copy of the encrypted private-state archive, in /var/backups/autolabs/workspace/.',
 }
 
 // The per-VM fields repeat for each role.

@@ -23,6 +23,9 @@ const vmid = z
   .min(100, 'must be at least 100 (Proxmox reserves lower VMIDs)')
   .max(999_999_999, 'must be at most 999999999')
 
+/** An age public key (X25519 age1…, or the post-quantum hybrid age1pq1…), bech32. */
+export const AGE_RECIPIENT = /^age1(?:pq1)?[02-9ac-hj-np-z]{58,}$/
+
 const httpsUrl = z.url({message: 'must be a URL like https://pve.example:8006'})
 
 const vmSize = (role: Role) =>
@@ -186,6 +189,8 @@ export const configSchema = z.strictObject({
       /** Proxmox storage for the scheduled vzdump job. */
       storage: z.string().min(1).default('local'),
       schedule: z.string().min(1).default('02:00'),
+      recipients: z.array(z.string().regex(AGE_RECIPIENT, 'must be an age public key (age1…, from `autolabs workspace keygen` or `age-keygen`)')).default([]),
+      workspaceCopyTo: z.array(z.enum(ROLES)).default(['database']),
     })
     .prefault({}),
 })

@@ -28,6 +28,8 @@ terraform/.terraform.lock.hcl.bak
 crash.log
 # Backups (database dumps, GitLab secrets)
 backups/
+# Encrypted workspace archives (autolabs workspace export): hand them over, do not commit them
+*.tar.age
 # A kubeconfig copied anywhere else
 kubeconfig
 *.kubeconfig

@@ -19,6 +19,8 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/(PVEAPIToken=?\s*[^\s=!]+![^\s=]+[=:])[0-9a-fA-F-]{36}/g, `$1${MASK}`],
   [/([?&](?:password|token|secret)=)[^&\s]+/gi, `$1${MASK}`],
   [/(PVEAuthCookie=)[^;\s]+/g, `$1${MASK}`],
+  // age identities (AGE-SECRET-KEY-1…): the key to every workspace archive.
+  [/AGE-SECRET-KEY-(?:PQ-)?1[02-9AC-HJ-NP-Z]+/g, MASK],
   [/(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----)/g, `$1${MASK}$2`],
 ]
 

@@ -1,6 +1,8 @@
 import {randomBytes} from 'node:crypto'
-import {chmod, mkdir, open, rename, rm} from 'node:fs/promises'
+import {chmod, lstat, mkdir, open, rename, rm} from 'node:fs/promises'
 import path from 'node:path'
+
+import {UserError} from '../errors.js'
 
 /**
  * Write a file atomically (temp file in the same directory, fsync, rename), created with
@@ -26,4 +28,20 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
 export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
   await mkdir(dir, {recursive: true, mode})
   await chmod(dir, mode)
+}
+
+/**
+ * Writes a file the user named (an export, a key): atomically with `mode`, never over an existing
+ * file unless `overwrite`, never through a symbolic link.
+ */
+export async function writeNewFile(file: string, data: string | Uint8Array, opts: {mode: number; overwrite: boolean; flag: string}): Promise<void> {
+  const st = await lstat(file).catch(() => undefined)
+  if (st?.isSymbolicLink()) throw new UserError(`${file} is a symbolic link: autolabs does not write through links.`, {suggestion: 'Name a plain file.'})
+  if (st && !opts.overwrite) throw new UserError(`${file} already exists.`, {suggestion: `Name another file, or pass ${opts.flag} to replace it.`, exitCode: 2})
+  if (st && !st.isFile()) throw new UserError(`${file} exists and is not a regular file.`, {exitCode: 2})
+  try {
+    await writeFileAtomic(file, data, opts.mode)
+  } catch (error) {
+    throw new UserError(`Cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {suggestion: 'Check that its folder exists and is writable.'})
+  }
 }

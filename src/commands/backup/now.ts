@@ -3,7 +3,11 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import type {BackupEvent, BackupResult} from '../../backup/run.js'
 import {PARTS, type PartName} from '../../backup/manifest.js'
-import {findWorkspace} from '../../workspace/workspace.js'
+import type {PackedWorkspace} from '../../backup/parts.js'
+import type {Config} from '../../config/schema.js'
+import {UserError} from '../../errors.js'
+import type {EncryptKey} from '../../workspace/archive.js'
+import {findWorkspace, type Workspace} from '../../workspace/workspace.js'
 
 export default class BackupNow extends BaseCommand<typeof BackupNow> {
   static override summary = 'Back up now: Proxmox snapshots, pg_dumpall, gitlab-backup and an etcd snapshot, all at once.'
@@ -12,6 +16,8 @@ export default class BackupNow extends BaseCommand<typeof BackupNow> {
   postgres    pg_dumpall streamed over SSH, compressed on the way (postgres.sql.zst)
   gitlab      gitlab-backup create in the GitLab container, plus gitlab-secrets.json and gitlab.rb (0600)
   etcd        etcdctl snapshot save with the kubeadm certificates
+  workspace   the workspace's private state (secrets, Terraform state, host keys, kubeconfig), age-encrypted
+              to backup.recipients or a passphrase (workspace.tar.age), with a copy on database-vm
 manifest.json records each part: files, sizes, SHA-256, versions, duration, ok/failed. One failing part does not stop the others; the exit code is 1 if any failed.
 
 Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml backup.keepDaily/keepWeekly, 7/4) of the local backups and of the snapshots autolabs made; other snapshots are never touched.`
@@ -26,6 +32,7 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
     'keep-daily': Flags.integer({summary: 'Daily backups to keep (default: backup.keepDaily).', min: 0, env: 'AUTOLABS_BACKUP_KEEP_DAILY'}),
     'keep-weekly': Flags.integer({summary: 'Weekly backups to keep (default: backup.keepWeekly).', min: 0, env: 'AUTOLABS_BACKUP_KEEP_WEEKLY'}),
     'no-prune': Flags.boolean({summary: 'Do not apply retention this time.', env: 'AUTOLABS_BACKUP_NO_PRUNE', default: false}),
+    'passphrase-file': Flags.string({summary: 'File whose first line is the passphrase of the workspace archive (when backup.recipients is empty).', env: 'AUTOLABS_BACKUP_PASSPHRASE_FILE'}),
   }
 
   public async run(): Promise<BackupResult> {
@@ -34,6 +41,8 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
     const [{openDayTwo}, {runBackup}, {formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/run.js'), import('../../backup/list.js')])
     const parts = (f.only ?? []) as PartName[]
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: parts.length === 0 || parts.includes('snapshots')})
+    // The archive's key is settled before any progress line: a prompt must not interleave with them.
+    const packWorkspace = parts.length === 0 || parts.includes('workspace') ? await this.workspacePacker(ctx.ws, ctx.config, f['passphrase-file']) : undefined
     const progress = new Progress((line, final) => {
       if (this.jsonEnabled()) return
       if (process.stderr.isTTY && !final) process.stderr.write(`\r\u001B[K${line}`)
@@ -50,8 +59,9 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
           onEvent: (e) => progress.on(e),
           logDir: ws.logsDir,
           version: this.config.version,
+          workspaceCopyTo: ctx.config.backup.workspaceCopyTo,
         },
-        {connect: (role) => ctx.connect(role), proxmox: ctx.proxmox},
+        {connect: (role) => ctx.connect(role), proxmox: ctx.proxmox, packWorkspace},
       )
       const m = result.manifest
       this.info(`Backup ${m.id}: ${m.status} in ${(m.durationMs / 1000).toFixed(1)} s → ${result.dir}`)
@@ -63,6 +73,24 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
       return result
     } finally {
       await ctx.close()
+    }
+  }
+
+  /** Packs the private state with the key from backup.recipients or a passphrase; a missing key fails the part only. */
+  private async workspacePacker(ws: Workspace, config: Config, passphraseFile?: string): Promise<() => Promise<PackedWorkspace>> {
+    const [{encryptKey}, {describeKey, packArchive}, {canPrompt}] = await Promise.all([import('../../workspace/archive-key.js'), import('../../workspace/archive.js'), import('../../prompts/ask.js')])
+    let key: EncryptKey
+    try {
+      key = await encryptKey(config, {passphraseFile, interactive: canPrompt()})
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error
+      return async () => {
+        throw new Error(`${error.message} ${error.suggestion ?? ''}`.trim())
+      }
+    }
+    return async () => {
+      const {bytes, index} = await packArchive(ws, config, {kind: 'private', key, createdBy: `autolabs ${this.config.version}`})
+      return {bytes, files: index.files.map((x) => x.path), encryptedWith: describeKey(key)}
     }
   }
 }

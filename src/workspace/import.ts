@@ -1,0 +1,110 @@
+/**
+ * `autolabs workspace import`: writes a checked archive (src/workspace/archive.ts) into a
+ * workspace. A private-state archive goes into the environment's Git clone; a full one into an
+ * empty folder or the same environment's workspace. Another environment is refused, and so is
+ * overwriting a file that differs unless asked (--force). All files are written to temporary
+ * names first and renamed into place only when every one was written.
+ */
+import {randomBytes} from 'node:crypto'
+import {existsSync} from 'node:fs'
+import {lstat, mkdir, open, readFile, rename, rm} from 'node:fs/promises'
+import path from 'node:path'
+import {parse} from 'yaml'
+
+import {validateConfig} from '../config/load.js'
+import {UsageError, UserError} from '../errors.js'
+import {describeEnvironment, environmentOf, type EnvironmentIdentity, type OpenedArchive, sameEnvironment} from './archive.js'
+import {ensureDir} from './fs.js'
+import type {Workspace} from './workspace.js'
+
+export interface ImportResult {
+  dir: string
+  kind: OpenedArchive['index']['kind']
+  createdAt: string
+  environment: EnvironmentIdentity
+  written: string[]
+  unchanged: string[]
+}
+
+async function configIdentity(source: string, text: string): Promise<EnvironmentIdentity> {
+  const {config} = validateConfig(parse(text) ?? {}, source)
+  return environmentOf(config)
+}
+
+/** Refuses a path whose existing part is a symbolic link: the import must land in the workspace. */
+async function refuseLinks(root: string, rel: string): Promise<void> {
+  let cur = root
+  for (const seg of rel.split('/')) {
+    cur = path.join(cur, seg)
+    const st = await lstat(cur).catch(() => undefined)
+    if (!st) return
+    if (st.isSymbolicLink()) throw new UserError(`${cur} is a symbolic link: autolabs does not write workspace files through links.`, {suggestion: 'Replace the link with a real folder or file, then import again.'})
+  }
+}
+
+export async function importArchive(ws: Workspace, archive: OpenedArchive, opts: {force?: boolean} = {}): Promise<ImportResult> {
+  const {index, files} = archive
+  const target = existsSync(ws.configFile) ? await configIdentity(ws.configFile, await readFile(ws.configFile, 'utf8')) : undefined
+  if (!target && index.kind === 'private') {
+    throw new UsageError(`${ws.root} has no autolabs.yaml: a private-state archive restores into the environment's workspace.`, {
+      suggestion: `Clone the workspace's Git repository (autolabs.yaml + terraform/), then run the import in it (or pass --dir). The archive is of ${describeEnvironment(index.environment)}.`,
+    })
+  }
+  if (target && !sameEnvironment(target, index.environment)) {
+    throw new UserError(`${ws.root} holds another environment: ${describeEnvironment(target)}; the archive is of ${describeEnvironment(index.environment)}.`, {
+      suggestion: 'Import into an empty folder (--dir), or into the clone of the archived environment. Nothing was written.',
+    })
+  }
+  const incoming = files.find((f) => f.path === 'autolabs.yaml')
+  if (incoming && !sameEnvironment(await configIdentity('autolabs.yaml in the archive', incoming.data.toString('utf8')), index.environment)) {
+    throw new UserError("The archive's autolabs.yaml does not describe the environment its index names.", {suggestion: 'Use another copy of the archive. Nothing was written.'})
+  }
+
+  const written: string[] = []
+  const unchanged: string[] = []
+  const conflicts: string[] = []
+  for (const f of files) {
+    await refuseLinks(ws.root, f.path)
+    const abs = path.join(ws.root, f.path)
+    const current = await readFile(abs).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined
+      throw new UserError(`Cannot read ${abs}: ${error.code ?? error.message}.`, {suggestion: 'Fix the file or its permissions, then import again. Nothing was written.'})
+    })
+    if (current?.equals(f.data)) unchanged.push(f.path)
+    else {
+      if (current) conflicts.push(f.path)
+      written.push(f.path)
+    }
+  }
+  if (conflicts.length > 0 && !opts.force) {
+    throw new UserError(`${conflicts.length} file(s) in ${ws.root} differ from the archive: ${conflicts.join(', ')}.`, {
+      suggestion: 'Pass --force to replace them with the archive\'s (a newer Terraform state or secrets file would be lost), or import into an empty folder. Nothing was written.',
+    })
+  }
+
+  // Stage every file under a temporary name (removed if any write fails), then rename them all.
+  await ensureDir(ws.root, 0o755).catch(() => undefined)
+  await ensureDir(ws.stateDir, 0o700)
+  const staged: Array<{tmp: string; abs: string}> = []
+  try {
+    for (const f of files.filter((x) => written.includes(x.path))) {
+      const abs = path.join(ws.root, f.path)
+      await mkdir(path.dirname(abs), {recursive: true, mode: f.path.startsWith('.autolabs/') ? 0o700 : 0o755})
+      const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${randomBytes(6).toString('hex')}.tmp`)
+      const fh = await open(tmp, 'wx', f.mode)
+      staged.push({tmp, abs})
+      try {
+        await fh.writeFile(f.data)
+        await fh.chmod(f.mode)
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+    }
+  } catch (error) {
+    await Promise.all(staged.map((s) => rm(s.tmp, {force: true})))
+    throw new UserError(`Could not write the workspace files: ${(error as Error).message}`, {suggestion: 'Free space or fix permissions in the target folder, then import again. Nothing was replaced.'})
+  }
+  for (const s of staged) await rename(s.tmp, s.abs)
+  return {dir: ws.root, kind: index.kind, createdAt: index.createdAt, environment: index.environment, written, unchanged}
+}
