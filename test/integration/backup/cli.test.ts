@@ -51,7 +51,7 @@ describe('autolabs backup (CLI)', () => {
     expect(r.exitCode, r.stderr).toBe(1)
     const {manifest} = JSON.parse(r.stdout) as {manifest: BackupManifest}
     expect(manifest.status).toBe('partial')
-    expect(Object.fromEntries(manifest.parts.map((p) => [p.part, p.status]))).toEqual({snapshots: 'ok', postgres: 'failed', gitlab: 'failed', etcd: 'failed'})
+    expect(Object.fromEntries(manifest.parts.map((p) => [p.part, p.status]))).toEqual({snapshots: 'ok', postgres: 'failed', gitlab: 'failed', etcd: 'failed', workspace: 'failed'})
     expect(manifest.parts.find((p) => p.part === 'postgres')?.error).toMatch(/database-vm|127\.0\.0\.3/)
     const onDisk = JSON.parse(await readFile(path.join(dir, 'backups', manifest.id, 'manifest.json'), 'utf8')) as BackupManifest
     expect(onDisk).toEqual(manifest)
