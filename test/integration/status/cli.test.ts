@@ -11,6 +11,7 @@ import {generateSecrets, saveSecrets} from '../../../src/workspace/secrets.js'
 import {Workspace} from '../../../src/workspace/workspace.js'
 import {BIN, removeDir, runCli, tempDir} from '../../support/cli.js'
 import {type PveSim, startPveSim} from '../../support/pve-sim/index.mjs'
+import {missing} from '../../support/tools.js'
 
 // The built CLI against the Proxmox simulator, with VMs on loopback addresses where nothing
 // answers SSH on port 2 (closed): every VM is unreachable over SSH, the API answers.
@@ -85,7 +86,7 @@ describe('autolabs status (CLI)', () => {
     expect(r.stderr).toMatch(/autolabs status --json/)
   })
 
-  it.skipIf(!existsSync('/usr/bin/script'))('--watch redraws in place on a terminal until Ctrl+C, then exits with the last verdict', async () => {
+  it.skipIf(missing('script', existsSync('/usr/bin/script')))('--watch redraws in place on a terminal until Ctrl+C, then exits with the last verdict', async () => {
     // script(1) gives the CLI a pseudo-terminal; timeout sends the Ctrl+C (SIGINT) after 5 s.
     const r = await execa('script', ['-qec', `timeout --preserve-status -s INT 5 node ${BIN} status --watch --interval 1 --connect-timeout 1 --dir ${dir}`, '/dev/null'], {reject: false, timeout: 30_000, env: {AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret}})
     const out = r.stdout

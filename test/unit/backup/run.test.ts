@@ -9,6 +9,7 @@ import {streamToFile} from '../../../src/backup/parts.js'
 import type {BackupShell} from '../../../src/backup/remote.js'
 import {type BackupEvent, runBackup} from '../../../src/backup/run.js'
 import {hasZstd, readDecompressed} from '../../../src/backup/streams.js'
+import {missing} from '../../support/tools.js'
 
 let dir: string
 beforeEach(async () => {
@@ -66,7 +67,7 @@ describe('runBackup', () => {
     expect(bytes.at(-1)).toBe(DUMP.length)
   })
 
-  it.skipIf(!hasZstd())('compresses on the VM when both ends have zstd: only the compressed stream crosses, dd reports the raw size', async () => {
+  it.skipIf(missing('zstd', hasZstd()))('compresses on the VM when both ends have zstd: only the compressed stream crosses, dd reports the raw size', async () => {
     const compressed = execFileSync('zstd', ['-q', '-3', '-c'], {input: DUMP})
     const seen: string[] = []
     const db = fakeShell((s) => {
