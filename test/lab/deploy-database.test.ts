@@ -111,8 +111,8 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
       ['database/seaweedfs_buckets', 'skipped'],
     ])
     const step = resumed.json!.vms.database.steps.find((s) => s.id === 'database/seaweedfs_install')!
-    expect(step.error).toMatch(/cannot reach https:\/\/github\.com\/seaweedfs\/seaweedfs\/releases\/download\/.*network\.aptProxy/)
-    expect(step.durationMs).toBeLessThan(45_000)
+    // Ended by the probe's own bound (curl --max-time): curl's error is in the message.
+    expect(step.error).toMatch(/cannot reach https:\/\/github\.com\/seaweedfs\/seaweedfs\/releases\/download\/\S+ \(curl: .*network\.aptProxy/)
     expect(step.logPath && existsSync(step.logPath)).toBe(true)
     expect(resumed.stderr).toMatch(/database\/seaweedfs_install failed/)
     expect(resumed.stderr).toContain(step.logPath!)
