@@ -81,6 +81,19 @@ describe('preflight flags', () => {
   })
 })
 
+describe('preflight flags (token)', () => {
+  it('--proxmox-token-id with --proxmox-token-secret-file switch a password workspace to the token', async () => {
+    const ws = path.join(dir, 'ws-preflight-token')
+    expect((await dryRun(ws, ['--proxmox-auth', 'password', '--proxmox-username', 'root@pam', '--proxmox-ca-file', caFile])).exitCode).toBe(0)
+    const secretFile = path.join(dir, 'token-secret')
+    await writeFile(secretFile, `${sim.adminTokenSecret}\n`, {mode: 0o600})
+    const r = await runCli(['preflight', '--json', '--dir', ws, '--proxmox-token-id', sim.adminTokenId, '--proxmox-token-secret-file', secretFile])
+    const checks = JSON.parse(r.stdout).checks as Array<{id: string; status: string}>
+    expect(checks.find((c) => c.id === 'node')).toMatchObject({status: 'pass'})
+    expect(sim.requests.filter((q) => q.auth === sim.adminTokenId).length).toBeGreaterThan(0)
+  })
+})
+
 describe('destroy --purge', () => {
   it('deletes the secrets and the backups that destroy otherwise keeps', async () => {
     const ws = path.join(dir, 'ws-purge')

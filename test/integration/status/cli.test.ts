@@ -63,6 +63,7 @@ describe('autolabs status (CLI)', () => {
     expect(rep.vms[1]).toMatchObject({cpuPct: 5, memPct: 40})
     expect(rep.checks.find((c) => c.id === 'k8s/vm')).toMatchObject({status: 'fail', detail: 'VM is stopped'})
     expect(rep.checks.find((c) => c.id === 'database/ssh')).toMatchObject({status: 'unreachable', detail: expect.stringMatching(/^SSH to 127\.0\.0\.3/)})
+    expect(rep.checks.length).toBeGreaterThan(0)
     for (const c of rep.checks) expect(Object.keys(c).sort()).toEqual(expect.arrayContaining(['detail', 'durationMs', 'id', 'name', 'status', 'target']))
     // No secret in the output.
     expect(r.stdout + r.stderr).not.toContain(sim.adminTokenSecret)

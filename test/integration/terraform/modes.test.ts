@@ -68,6 +68,7 @@ describe('cloud-init modes and changes after provisioning', () => {
     expect(result.applied).toBe(true)
     expect(events).toEqual(['gitlab', 'database', 'k8s'].map((r) => `warning: error waiting for network interfaces from QEMU agent @ proxmox_virtual_environment_vm.${r}`))
     // Each wait ended at its bound, as the provider reports it.
+    expect(details).toHaveLength(3)
     for (const d of details) expect(d).toMatch(/timeout after 500 ms/)
   })
 

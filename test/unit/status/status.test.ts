@@ -201,6 +201,7 @@ describe('collectStatus', () => {
     expect(r.overall).toBe('unreachable')
     expect(r.exitCode).toBe(3)
     const k8s = r.checks.filter((c) => c.target === 'k8s' && c.id !== 'k8s/vm')
+    expect(k8s.length).toBeGreaterThan(0)
     expect(k8s.every((c) => c.status === 'unreachable')).toBe(true)
     expect(k8s[0].detail).toMatch(/SSH to 10\.0\.0\.30: no answer within 0\.3 s/)
     expect(r.checks.filter((c) => c.target === 'database').every((c) => c.status === 'ok')).toBe(true)
