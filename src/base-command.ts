@@ -3,6 +3,17 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {BugError, ConfigError, ExitCode, ExternalError, InterruptedError, isExpected, UserError} from './errors.js'
 import {redact, redactDeep} from './util/redact.js'
 
+/**
+ * The Terraform (or OpenTofu) executable, on every command that runs it. One flag, one env
+ * name; AUTOLABS_TERRAFORM_BIN and --terraform-bin stay as aliases (resolveTerraformBin).
+ */
+export const terraformFlag = Flags.string({
+  summary: 'Terraform or OpenTofu executable (default: terraform on PATH, else tofu).',
+  env: 'AUTOLABS_TERRAFORM',
+  aliases: ['terraform-bin'],
+  helpGroup: 'TERRAFORM',
+})
+
 export type GlobalFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
 /**

@@ -5,7 +5,7 @@
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {createHash, type Hash} from 'node:crypto'
-import {createReadStream, createWriteStream} from 'node:fs'
+import {createReadStream} from 'node:fs'
 import {PassThrough, Readable, Transform, type TransformCallback, type Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGunzip, createGzip} from 'node:zlib'
@@ -209,10 +209,4 @@ export class DumpDigest extends LineMap {
 /** Feed a Readable from a buffer/string (tests, small payloads). */
 export function fromString(s: string | Buffer): Readable {
   return Readable.from([Buffer.isBuffer(s) ? s : Buffer.from(s)])
-}
-
-export async function writeStreamToFile(src: Readable, file: string, mode = 0o600): Promise<{sha256: string; bytes: number}> {
-  const h = new Hasher()
-  await pipeline(src, h, createWriteStream(file, {mode}))
-  return {sha256: h.digest(), bytes: h.bytes}
 }

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../base-command.js'
+import {BaseCommand, terraformFlag} from '../base-command.js'
 import {loadConfig} from '../config/load.js'
 import {canPrompt} from '../prompts/ask.js'
 import {progressLine} from '../terraform/events.js'
@@ -21,6 +21,7 @@ Secrets (.autolabs/secrets.yaml) and backups (backups/) are kept, so a backup ca
   static override flags = {
     yes: Flags.boolean({char: 'y', summary: 'Do not ask for the environment name.', env: 'AUTOLABS_YES', default: false}),
     purge: Flags.boolean({summary: 'Also delete .autolabs/secrets.yaml and backups/ (cannot be undone).', env: 'AUTOLABS_PURGE', default: false}),
+    terraform: terraformFlag,
   }
 
   public async run(): Promise<DestroyResult> {
@@ -28,7 +29,7 @@ Secrets (.autolabs/secrets.yaml) and backups (backups/) are kept, so a backup ca
     const ws = findWorkspace({dir: f.dir})
     const {config} = await loadConfig(ws)
     const [{terraformForWorkspace}, {destroyEnvironment}] = await Promise.all([import('../terraform/index.js'), import('../steps/destroy.js')])
-    const terraform = await terraformForWorkspace(ws, config, {onInterrupt: (n) => this.info(n === 1 ? 'Stopping Terraform gracefully (it saves its state)… press Ctrl+C again to force.' : 'Forcing Terraform to stop.')})
+    const terraform = await terraformForWorkspace(ws, config, {bin: f.terraform, onInterrupt: (n) => this.info(n === 1 ? 'Stopping Terraform gracefully (it saves its state)… press Ctrl+C again to force.' : 'Forcing Terraform to stop.')})
     const interactive = canPrompt() && !this.jsonEnabled()
     const result = await destroyEnvironment({
       workspace: ws,

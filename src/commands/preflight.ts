@@ -1,13 +1,13 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../base-command.js'
+import {BaseCommand, terraformFlag} from '../base-command.js'
 import {ExitCode} from '../errors.js'
 import type {PreflightResult} from '../steps/preflight.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
 export default class Preflight extends BaseCommand<typeof Preflight> {
   static override summary = 'Check the Proxmox host, Terraform and the SSH key before anything is created.'
-  static override description = `Checks, each reported as pass / warn / fail with the fix: the Proxmox VE version (8.4 or newer, 9.x recommended); the node's CPU and free memory against the three VMs and the design minimum (12 cores, 16 GB); free space on the VM storage against the disks; the image storage has the "import" content type (--enable-import adds it); the bridge exists; the VMIDs are free (or hold what autolabs made); no other VM's cloud-init uses the planned IPs; terraform >= 1.5 on PATH; the SSH public key exists.
+  static override description = `Checks, each reported as pass / warn / fail with the fix: the Proxmox VE version (8.4 or newer, 9.x recommended); the node's CPU and free memory against the three VMs and the design minimum (12 cores, 16 GB); free space on the VM storage against the disks; the image storage has the "import" content type (--enable-import adds it); the bridge exists; the VMIDs are free (or hold what autolabs made); no other VM's cloud-init uses the planned IPs; Terraform >= 1.5 or OpenTofu >= 1.6 (--terraform, else terraform, else tofu on PATH) and its version; the SSH public key exists.
 
 Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECRET, --proxmox-token-secret-file, or .autolabs/secrets.yaml. Exits 1 when any check fails. init runs the same checks before it creates anything.`
 
@@ -30,7 +30,7 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
     'proxmox-ca-file': Flags.string({summary: 'CA bundle that signs the server certificate.', env: 'AUTOLABS_PROXMOX_CA_FILE', helpGroup: 'PROXMOX'}),
     insecure: Flags.boolean({summary: 'Do not verify the TLS certificate (dangerous; prefer --proxmox-fingerprint).', env: 'AUTOLABS_INSECURE', helpGroup: 'PROXMOX', default: false}),
     'ssh-public-key': Flags.string({summary: 'Public key file installed on the VMs.', env: 'AUTOLABS_SSH_PUBLIC_KEY'}),
-    'terraform-bin': Flags.string({summary: 'Terraform executable (default: terraform on PATH).', env: 'AUTOLABS_TERRAFORM_BIN'}),
+    terraform: terraformFlag,
     'enable-import': Flags.boolean({summary: 'Add the "import" content type to the image storage when it is missing.', env: 'AUTOLABS_ENABLE_IMPORT', default: false}),
   }
 
@@ -74,7 +74,7 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
                 {interactive: true, yes: false},
               )
           : false)
-      result = await runPreflight({client, config, workspace: ws, terraformBin: f['terraform-bin'], enableImport})
+      result = await runPreflight({client, config, workspace: ws, terraformBin: f.terraform, enableImport})
     } finally {
       await client?.close()
     }

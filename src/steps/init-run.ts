@@ -29,6 +29,8 @@ export interface RunInitOptions {
   skipDeploy?: boolean
   /** Re-create the Terraform token when its secret is lost. */
   rotateToken?: boolean
+  /** --terraform: the Terraform or OpenTofu executable (default: resolveTerraformBin()). */
+  terraformBin?: string
 }
 
 export interface LiveInitResult extends InitResult {
@@ -50,6 +52,11 @@ const GiB = 1024 ** 3
 export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
   const {ws, ctx, log} = opts
   const canAsk = ctx.interactive && !ctx.yes
+  // 0. Local prerequisites come before the first question: a missing or old Terraform is
+  //    reported now, not after the wizard, the certificate and the token.
+  const {flavorName, probeTerraform, resolveTerraformBin} = await import('../terraform/binary.js')
+  const tf = await probeTerraform(resolveTerraformBin(opts.terraformBin))
+  log(`Using ${flavorName(tf.flavor)} ${tf.version} (${tf.bin}).`)
   const [{ProxmoxClient}, {establishTrust, discover}] = await Promise.all([import('../proxmox/client.js'), import('../proxmox/index.js')])
 
   // 1. The wizard; after the credentials it connects, so node/storage/bridge are offered from the server.
@@ -110,6 +117,7 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
       client,
       config,
       workspace: ws,
+      terraformBin: tf.bin,
       enableImport: ctx.yes
         ? true
         : canAsk
@@ -151,7 +159,7 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
 
     // 5. Terraform: template and the three VMs.
     const {provisionWorkspace} = await import('./provision.js')
-    const prov = await provisionWorkspace({workspace: ws, config: cfg, secrets: current, yes: ctx.yes, interactive: canAsk, log})
+    const prov = await provisionWorkspace({workspace: ws, config: cfg, secrets: current, yes: ctx.yes, interactive: canAsk, log, terraformBin: tf.bin})
 
     // 6. Ready for the stages: SSH up, cloud-init finished, apt free; host keys pinned
     //    (cross-checked through the guest agent where one answers).

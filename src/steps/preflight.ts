@@ -1,13 +1,13 @@
-import {execFile} from 'node:child_process'
 import {access, readFile} from 'node:fs/promises'
 
-import {HOST_MINIMUM, VERSIONS} from '../config/catalog.js'
+import {HOST_MINIMUM} from '../config/catalog.js'
 import {derived} from '../config/load.js'
 import {ROLES, type Config} from '../config/schema.js'
 import {loadGitlabTls} from '../config/tls.js'
-import {ConfigError} from '../errors.js'
+import {ConfigError, UserError} from '../errors.js'
 import type {ProxmoxClient} from '../proxmox/client.js'
 import {isAutolabsOwned, templateSlotStatus} from '../proxmox/template.js'
+import {flavorName, probeTerraform, resolveTerraformBin} from '../terraform/binary.js'
 import type {StorageInfo, VmInfo} from '../proxmox/types.js'
 import {CERT_WARN_DAYS, certificateLife} from '../util/expiry.js'
 import type {Workspace} from '../workspace/workspace.js'
@@ -34,7 +34,7 @@ export interface PreflightInput {
   workspace?: Workspace
   /** Default: the config's ssh.publicKeyFile. */
   sshPublicKeyPath?: string
-  /** Default: `terraform` on PATH. */
+  /** --terraform; default: AUTOLABS_TERRAFORM, else terraform or tofu on PATH (resolveTerraformBin). */
   terraformBin?: string
   /**
    * When the image storage lacks `import`: true → enable it, a function → ask (the wizard's
@@ -63,7 +63,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
       fix: 'Set AUTOLABS_PROXMOX_TOKEN_SECRET (or --proxmox-token-secret-file) to run the Proxmox checks.',
     })
 
-  add(await terraformCheck(input.terraformBin ?? 'terraform'))
+  add(await terraformCheck(resolveTerraformBin(input.terraformBin)))
   add(await sshKeyCheck(input.sshPublicKeyPath ?? derived(input.config).sshPublicKeyFile))
   const tls = gitlabTlsCheck(input.config, input.workspace?.root ?? process.cwd(), input.workspace?.configFile ?? 'autolabs.yaml')
   if (tls) add(tls)
@@ -258,34 +258,18 @@ async function proxmoxChecks(client: ProxmoxClient, input: PreflightInput, add: 
   else add({id: 'ip-conflicts', title: 'Planned IP addresses', status: 'pass', detail: `${planned.map((p) => p.ip).join(', ')} not used by other VMs' cloud-init`})
 }
 
-/** `terraform version -json` ≥ 1.5 on PATH. */
+/**
+ * Terraform (>= 1.5) or OpenTofu (>= 1.6): the one named by --terraform / AUTOLABS_TERRAFORM,
+ * else `terraform`, else `tofu` on PATH. The detail says which one ran and its version.
+ */
 export async function terraformCheck(bin: string): Promise<PreflightCheck> {
-  const title = 'Terraform'
-  const min = VERSIONS.terraformMin
-  let out: string
   try {
-    out = await new Promise<string>((resolve, reject) => {
-      execFile(bin, ['version', '-json'], {timeout: 15_000, env: {...process.env, CHECKPOINT_DISABLE: '1'}}, (err, stdout) => (err ? reject(err) : resolve(stdout)))
-    })
+    const t = await probeTerraform(bin)
+    return {id: 'terraform', title: flavorName(t.flavor), status: 'pass', detail: `${flavorName(t.flavor)} ${t.version} (${t.bin})`}
   } catch (error) {
-    const e = error as NodeJS.ErrnoException
-    return {
-      id: 'terraform',
-      title,
-      status: 'fail',
-      detail: e.code === 'ENOENT' ? `"${bin}" not found on PATH` : `"${bin} version -json" failed: ${e.message.split('\n')[0]}`,
-      fix: `Install Terraform ${min} or newer: https://developer.hashicorp.com/terraform/install`,
-    }
+    if (!(error instanceof UserError)) throw error
+    return {id: 'terraform', title: 'Terraform', status: 'fail', detail: error.message, fix: error.suggestion}
   }
-  let version: string | undefined
-  try {
-    version = JSON.parse(out).terraform_version
-  } catch {
-    version = /Terraform v(\d+\.\d+\.\d+)/.exec(out)?.[1]
-  }
-  if (!version) return {id: 'terraform', title, status: 'fail', detail: `cannot read the version from "${bin} version -json"`, fix: `Install Terraform ${min} or newer.`}
-  if (compareVersions(version, min) < 0) return {id: 'terraform', title, status: 'fail', detail: `Terraform ${version} is older than ${min}`, fix: `Upgrade Terraform to ${min} or newer.`}
-  return {id: 'terraform', title, status: 'pass', detail: `Terraform ${version}`}
 }
 
 export async function sshKeyCheck(file: string): Promise<PreflightCheck> {
@@ -341,15 +325,7 @@ export function gitlabTlsCheck(config: Config, root: string, source: string, now
   }
 }
 
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map((x) => Number.parseInt(x, 10) || 0)
-  const pb = b.split('.').map((x) => Number.parseInt(x, 10) || 0)
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0)
-    if (d !== 0) return d
-  }
-  return 0
-}
+export {compareVersions} from '../terraform/binary.js'
 
 function fmtGiB(bytes: number): string {
   return `${(bytes / GiB).toFixed(bytes < 10 * GiB ? 1 : 0)} GiB`

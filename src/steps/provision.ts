@@ -146,6 +146,8 @@ export interface ProvisionWorkspaceOptions {
   interactive: boolean
   /** Chatter (stderr). */
   log: (message: string) => void
+  /** The Terraform or OpenTofu executable (default: resolveTerraformBin()). */
+  terraformBin?: string
 }
 
 /**
@@ -156,6 +158,7 @@ export interface ProvisionWorkspaceOptions {
 export async function provisionWorkspace(opts: ProvisionWorkspaceOptions): Promise<ProvisionResult> {
   const [{terraformForWorkspace}, {progressLine}] = await Promise.all([import('../terraform/index.js'), import('../terraform/events.js')])
   const terraform = await terraformForWorkspace(opts.workspace, opts.config, {
+    bin: opts.terraformBin,
     onInterrupt: (n) => opts.log(n === 1 ? 'Stopping Terraform gracefully (it finishes the running step and saves its state)… Ctrl+C again to force.' : 'Forcing Terraform to stop.'),
   })
   // On a terminal the apply is shown as a live task list (one task per resource); elsewhere

@@ -54,7 +54,7 @@ export function parseUiLine(line: string): UiEvent | undefined {
   const base: Base = {level: String(j['@level'] ?? 'info'), message: String(j['@message'] ?? ''), timestamp: String(j['@timestamp'] ?? '')}
   switch (j.type) {
     case 'version':
-      return {...base, type: 'version', terraform: String(j.terraform ?? ''), ui: String(j.ui ?? '')}
+      return {...base, type: 'version', terraform: String(j.terraform ?? j.tofu ?? ''), ui: String(j.ui ?? '')}
     case 'planned_change':
       return {...base, type: 'planned_change', addr: String(j.change?.resource?.addr ?? ''), action: String(j.change?.action ?? 'noop') as ChangeAction}
     case 'apply_start': {

@@ -6,10 +6,9 @@ import {execa} from 'execa'
 
 import {BugError, ExternalError, InterruptedError, UserError} from '../errors.js'
 import {redact} from '../util/redact.js'
+import {flavorName, INSTALL_HINT, probeTerraform, registryHost, resolveTerraformBin, type TerraformBinary} from './binary.js'
 import {formatDiagnostics, LineSplitter, parseUiLine, type UiEvent} from './events.js'
 import {type PlanSummary, stateResources, type StateResource, summarizePlan} from './summary.js'
-
-export const MIN_TERRAFORM_VERSION = '1.5.0'
 
 const WINDOWS = process.platform === 'win32'
 
@@ -18,7 +17,7 @@ export interface TerraformOptions {
   cwd: string
   /** Where terraform-<command>.log files go (.autolabs/logs). */
   logsDir: string
-  /** The executable: default $AUTOLABS_TERRAFORM, else `terraform` on PATH. */
+  /** The executable (or `tofu`): default resolveTerraformBin() — AUTOLABS_TERRAFORM, else terraform or tofu on PATH. */
   bin?: string
   /** Extra environment (e.g. SSL_CERT_FILE). Secret values are masked in every log line. */
   env?: Record<string, string>
@@ -67,15 +66,7 @@ export function assertNoSecretsInArgs(args: string[]): void {
   }
 }
 
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0)
-  const pb = b.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0)
-  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0)
-  return 0
-}
-
-const INSTALL_HINT =
-  'Install Terraform >= 1.5 (https://developer.hashicorp.com/terraform/install, or your package manager: apt/brew/choco install terraform), make sure `terraform version` works, or set AUTOLABS_TERRAFORM to its path. Then run the command again.'
+export {compareVersions} from './binary.js'
 
 /**
  * The one wrapper around the terraform executable. Every run: its command line and full
@@ -89,50 +80,31 @@ const INSTALL_HINT =
 export class Terraform {
   readonly bin: string
   private readonly opts: TerraformOptions
+  /** Set by version(): which tool this is (the registry named in init's hint depends on it). */
+  private probed?: TerraformBinary
 
   constructor(opts: TerraformOptions) {
     this.opts = opts
-    this.bin = opts.bin ?? process.env.AUTOLABS_TERRAFORM ?? 'terraform'
+    this.bin = opts.bin ?? resolveTerraformBin()
   }
 
   logPath(command: string): string {
     return path.join(this.opts.logsDir, `terraform-${command}.log`)
   }
 
-  /** `terraform version -json`; missing or older than 1.5 → UserError with how to install. */
-  async version(): Promise<{version: string}> {
-    let result
-    try {
-      result = await execa(this.bin, ['version', '-json'], {cwd: this.opts.cwd, reject: false, stdin: 'ignore', env: this.env(), timeout: 30_000})
-    } catch (error) {
-      throw new UserError(`Cannot run terraform (${this.bin}): ${(error as Error).message}`, {suggestion: INSTALL_HINT, cause: error})
-    }
-    const code = (result as unknown as {code?: string}).code
-    if (code === 'ENOENT') throw new UserError(`Terraform was not found (looked for \`${this.bin}\` on PATH).`, {suggestion: INSTALL_HINT})
-    if (result.failed && result.exitCode === undefined) {
-      throw new UserError(`Cannot run terraform (\`${this.bin}\`): ${redact(String(result.shortMessage ?? code ?? 'unknown error'))}`, {suggestion: INSTALL_HINT})
-    }
-    let version: string | undefined
-    try {
-      version = (JSON.parse(String(result.stdout)) as {terraform_version?: string}).terraform_version
-    } catch {
-      // Terraform < 0.13 has no -json here: it prints "Terraform v0.12.x".
-      version = /Terraform v(\d+\.\d+\.\d+)/.exec(String(result.stdout))?.[1]
-    }
-    if (!version) {
-      throw new UserError(`\`${this.bin} version\` did not report a version (exit ${result.exitCode}): ${redact(String(result.stderr || result.stdout)).slice(0, 300)}`, {suggestion: INSTALL_HINT})
-    }
-    if (compareVersions(version, MIN_TERRAFORM_VERSION) < 0) {
-      throw new UserError(`Terraform ${version} is too old: autolabs needs ${MIN_TERRAFORM_VERSION} or newer.`, {suggestion: INSTALL_HINT})
-    }
-    return {version}
+  /** Terraform or OpenTofu and its version; missing or too old → UserError with how to install. */
+  async version(): Promise<TerraformBinary> {
+    this.probed = await probeTerraform(this.bin, {cwd: this.opts.cwd, env: this.env()})
+    return this.probed
   }
 
   /** `terraform init -input=false`: downloads the bpg/proxmox provider (needs the registry). */
   async init(): Promise<void> {
     const r = await this.run('init', ['init', '-input=false', '-no-color'])
     if (r.exitCode !== 0) {
-      throw this.failure('init', r, 'Check that this machine can reach registry.terraform.io (or configure a provider mirror in ~/.terraformrc), then run the command again.')
+      const flavor = this.probed?.flavor ?? 'terraform'
+      const rc = flavor === 'opentofu' ? '~/.tofurc' : '~/.terraformrc'
+      throw this.failure('init', r, `Check that this machine can reach ${registryHost(flavor)} (or configure a provider mirror in ${rc}), then run the command again.`)
     }
   }
 
@@ -290,7 +262,7 @@ export class Terraform {
     await flush()
 
     const spawnError = (result as unknown as {code?: string}).code
-    if (spawnError === 'ENOENT') throw new UserError(`Terraform was not found (looked for \`${this.bin}\` on PATH).`, {suggestion: INSTALL_HINT})
+    if (spawnError === 'ENOENT') throw new UserError(`${flavorName(this.probed?.flavor ?? 'terraform')} was not found (looked for \`${this.bin}\`).`, {suggestion: INSTALL_HINT})
     if (interrupted > 0) {
       throw new InterruptedError(
         `Terraform ${command} was interrupted${interrupted === 1 ? ' and stopped after saving its state' : ' (forced)'}. Run the command again to continue where it stopped.`,

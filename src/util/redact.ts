@@ -10,10 +10,6 @@ export function registerSecret(value: string | undefined | null): void {
   if (value && value.length >= 6) secrets.add(value)
 }
 
-export function registeredSecretCount(): number {
-  return secrets.size
-}
-
 const PATTERNS: Array<[RegExp, string]> = [
   // PVE API token header / value: user@realm!tokenid=uuid
   [/(PVEAPIToken=?\s*[^\s=!]+![^\s=]+[=:])[0-9a-fA-F-]{36}/g, `$1${MASK}`],

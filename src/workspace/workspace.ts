@@ -46,10 +46,6 @@ export class Workspace {
   logFile(...parts: string[]) {
     return path.join(this.logsDir, ...parts)
   }
-
-  exists(): boolean {
-    return existsSync(this.configFile)
-  }
 }
 
 /**

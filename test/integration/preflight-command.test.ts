@@ -20,7 +20,7 @@ beforeAll(async () => {
   dir = await tempDir('autolabs-preflight-cli-')
   await promisify(execFile)('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test', '-f', path.join(dir, 'id_ed25519')])
   fakeTerraform = path.join(dir, 'terraform')
-  await writeFile(fakeTerraform, `#!/bin/sh\nprintf '{"terraform_version":"1.11.4"}\\n'\n`)
+  await writeFile(fakeTerraform, `#!/bin/sh\nprintf 'Terraform v1.11.4\\non linux_amd64\\n'\n`)
   await chmod(fakeTerraform, 0o755)
   const init = await runCli(['init', '--dry-run', '--yes', '--dir', path.join(dir, 'ws'), '--proxmox-url', sim.url, '--proxmox-fingerprint', sim.fingerprint, '--ssh-public-key', keyFile()])
   expect(init.exitCode, init.stderr).toBe(0)

@@ -7,6 +7,7 @@ import {configSchema, type ConfigInput} from '../../src/config/schema.js'
 import type {ProxmoxClient} from '../../src/proxmox/client.js'
 import {type PreflightCheck, runPreflight} from '../../src/steps/preflight.js'
 import {clientFor} from '../support/pve-sim/connect.js'
+import {missing, REAL_TERRAFORM} from '../support/tools.js'
 import {type PveSim, type PveSimOptions, startPveSim} from '../support/pve-sim/index.mjs'
 
 const GiB = 1024 ** 3
@@ -24,10 +25,10 @@ afterAll(async () => {
   await rm(tmp, {recursive: true, force: true})
 })
 
-/** A stand-in `terraform` printing `version -json` like the real one. */
-async function fakeTf(version: string): Promise<string> {
-  const file = path.join(tmp, `terraform-${version}`)
-  await writeFile(file, `#!/bin/sh\nset -eu\n[ "$1" = version ] && [ "$2" = -json ] && printf '{"terraform_version":"%s","platform":"linux_amd64"}\\n' '${version}'\n`)
+/** A stand-in `terraform` (or `tofu`) printing `version` like the real one. */
+async function fakeTf(version: string, product = 'Terraform'): Promise<string> {
+  const file = path.join(tmp, `${product}-${version}`)
+  await writeFile(file, `#!/bin/sh\nset -eu\n[ "$1" = version ] && printf '%s v%s\\non linux_amd64\\n' '${product}' '${version}'\n`)
   await chmod(file, 0o755)
   return file
 }
@@ -252,15 +253,20 @@ describe('planned IPs', () => {
 })
 
 describe('workstation', () => {
-  it('passes with the real terraform when it is installed', async () => {
-    const {check} = await preflight({terraformBin: 'terraform', noClient: true})
-    const c = check('terraform')
-    if (c.detail.includes('not found')) return // no terraform on this machine; the fake covers the logic
-    expect(c).toMatchObject({status: 'pass', detail: expect.stringMatching(/^Terraform \d+\.\d+\.\d+$/)})
+  it.skipIf(missing('terraform or tofu', Boolean(REAL_TERRAFORM)))('passes with the real Terraform (or OpenTofu) installed here, naming which and its version', async () => {
+    const c = (await preflight({terraformBin: REAL_TERRAFORM, noClient: true})).check('terraform')
+    expect(c).toMatchObject({status: 'pass', detail: expect.stringMatching(new RegExp(`^(Terraform|OpenTofu) \\d+\\.\\d+\\.\\d+ \\(${REAL_TERRAFORM}\\)$`))})
   })
   it('fails for terraform older than 1.5', async () => {
-    const c = (await preflight({terraformBin: await fakeTf('1.4.7'), noClient: true})).check('terraform')
-    expect(c).toMatchObject({status: 'fail', detail: 'Terraform 1.4.7 is older than 1.5.0'})
+    const bin = await fakeTf('1.4.7')
+    const c = (await preflight({terraformBin: bin, noClient: true})).check('terraform')
+    expect(c).toMatchObject({status: 'fail', detail: `Terraform 1.4.7 (\`${bin}\`) is too old: autolabs needs 1.5.0 or newer.`})
+  })
+  it('reports OpenTofu by name and version, and refuses one older than 1.6', async () => {
+    const tofu = await fakeTf('1.10.10', 'OpenTofu')
+    expect((await preflight({terraformBin: tofu, noClient: true})).check('terraform')).toMatchObject({status: 'pass', title: 'OpenTofu', detail: `OpenTofu 1.10.10 (${tofu})`})
+    const old = await fakeTf('1.5.7', 'OpenTofu')
+    expect((await preflight({terraformBin: old, noClient: true})).check('terraform')).toMatchObject({status: 'fail', detail: expect.stringContaining('OpenTofu 1.5.7')})
   })
   it('fails when terraform is not on PATH, with the install link', async () => {
     const c = (await preflight({terraformBin: path.join(tmp, 'no-such-terraform'), noClient: true})).check('terraform')

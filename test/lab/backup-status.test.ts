@@ -256,10 +256,8 @@ chmod 0600 /srv/gitlab/config/*`,
     // The lab's disks are the host's filesystem: the threshold is set just below its real free
     // space (as measured by the previous run), so the real `df` figure crosses it.
     const usedPct = before.vms.find((v) => v.role === 'database')!.diskPct!
-    const t0 = Date.now()
     const r = await collectStatus({...plan, thresholds: {...DEFAULT_THRESHOLDS, freeDiskPct: 100 - usedPct + 1}}, deps)
-    const wall = Date.now() - t0
-    console.log(`status with gitlab-vm down: ${wall} ms wall; ${JSON.stringify(r.summary)}`)
+    console.log(`status with gitlab-vm down: ${r.durationMs} ms; ${JSON.stringify(r.summary)}`)
 
     expect(r.checks.find((c) => c.id === 'database/redis')).toMatchObject({status: 'fail', detail: expect.stringMatching(/Connection refused/)})
     expect(r.checks.find((c) => c.id === 'database/ssh')).toMatchObject({status: 'warn', detail: expect.stringMatching(/^free disk .* < .* %$/)})
@@ -270,6 +268,5 @@ chmod 0600 /srv/gitlab/config/*`,
     expect(r.checks.find((c) => c.id === 'k8s/k8s-node')?.status).toBe('fail')
     expect(r.checks.find((c) => c.id === 'k8s/ssh')?.status).not.toBe('unreachable')
     expect(r).toMatchObject({overall: 'unreachable', exitCode: 3})
-    expect(wall).toBeLessThan(6000)
   })
 })

@@ -86,6 +86,7 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
     const vm = first.json!.vms.database
     expect(vm.steps.find((s) => s.id === killedDuring)!.error).toMatch(/SSH connection to database-vm was lost/)
     const after = vm.steps.slice(vm.steps.findIndex((s) => s.id === killedDuring) + 1)
+    expect(after.length).toBeGreaterThan(0)
     expect(after.every((s) => s.status === 'skipped')).toBe(true)
   })
 
@@ -111,8 +112,8 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
       ['database/seaweedfs_buckets', 'skipped'],
     ])
     const step = resumed.json!.vms.database.steps.find((s) => s.id === 'database/seaweedfs_install')!
-    expect(step.error).toMatch(/cannot reach https:\/\/github\.com\/seaweedfs\/seaweedfs\/releases\/download\/.*network\.aptProxy/)
-    expect(step.durationMs).toBeLessThan(45_000)
+    // Ended by the probe's own bound (curl --max-time): curl's error is in the message.
+    expect(step.error).toMatch(/cannot reach https:\/\/github\.com\/seaweedfs\/seaweedfs\/releases\/download\/\S+ \(curl: .*network\.aptProxy/)
     expect(step.logPath && existsSync(step.logPath)).toBe(true)
     expect(resumed.stderr).toMatch(/database\/seaweedfs_install failed/)
     expect(resumed.stderr).toContain(step.logPath!)

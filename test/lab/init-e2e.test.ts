@@ -75,7 +75,9 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
     expect(sim.state.users.get('autolabs@pve')?.tokens.get('terraform')?.privsep).toBe(1)
     // Every VM's host key is pinned, and it is the machine's real key
     const kh = await readFile(path.join(dir, '.autolabs/known_hosts'), 'utf8')
+    expect(lab.machines).toHaveLength(3)
     for (const m of lab.machines) expect(kh).toContain(m.ip)
+    expect(out.ready).toHaveLength(3)
     for (const ready of out.ready as Array<{name: string; fingerprint: string; firstContact: boolean}>) {
       expect(ready.firstContact).toBe(true)
       expect(ready.fingerprint).toBe(lab.machine(ready.name).hostKeyFingerprint)
@@ -91,6 +93,7 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
     expect(r.exitCode, r.stderr).toBe(0)
     const out = JSON.parse(r.stdout)
     expect(out.terraformAccess.changes).toEqual([])
+    expect(out.ready).toHaveLength(3)
     expect(out.ready.every((x: {firstContact: boolean}) => !x.firstContact)).toBe(true)
     expect(sim.state.vms.size).toBe(vmsBefore)
     expect(sim.invalidRequests).toEqual([])

@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto'
 import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
@@ -111,5 +112,42 @@ describe('autolabs backup (CLI)', () => {
     expect(JSON.parse(again.stdout).action).toBe('unchanged')
     const changed = await runCli(['backup', 'schedule', '--keep-weekly', '8', '--json', '--dir', dir], {env})
     expect(JSON.parse(changed.stdout)).toMatchObject({action: 'updated', job: {pruneBackups: 'keep-daily=7,keep-weekly=8'}})
+  })
+
+  it('backup schedule --storage, --schedule and --keep-daily (or their env names) override autolabs.yaml', async () => {
+    sim.setStorage('pbs-nfs2', {type: 'dir', path: '/mnt/pbs2', content: ['backup'], total: 2 ** 40, used: 0, enabled: true, shared: false})
+    const r = await runCli(['backup', 'schedule', '--storage', 'pbs-nfs2', '--schedule', '03:30', '--keep-daily', '3', '--json', '--dir', dir], {env})
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({action: 'updated', job: {schedule: '03:30', storage: 'pbs-nfs2', pruneBackups: 'keep-daily=3,keep-weekly=4'}})
+    const viaEnv = await runCli(['backup', 'schedule', '--json', '--dir', dir], {env: {...env, AUTOLABS_BACKUP_STORAGE: 'pbs-nfs2', AUTOLABS_BACKUP_SCHEDULE: '04:00', AUTOLABS_BACKUP_KEEP_DAILY: '3'}})
+    expect(JSON.parse(viaEnv.stdout)).toMatchObject({action: 'updated', job: {schedule: '04:00', storage: 'pbs-nfs2'}})
+  })
+
+  it('backup now --no-prune keeps the older snapshot of the day that retention would replace', async () => {
+    const autolabsSnapshots = () => sim.vm(130).snapshots.filter((s) => s.name.startsWith('autolabs-')).length
+    const before = autolabsSnapshots()
+    expect(before).toBeGreaterThan(0)
+    await new Promise((r) => setTimeout(r, 1100)) // a new id (second resolution)
+    const r = await runCli(['backup', 'now', '--only', 'snapshots', '--no-prune', '--json', '--dir', dir], {env})
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout).retention).toMatchObject({removedLocal: [], removedSnapshots: []})
+    expect(autolabsSnapshots()).toBe(before + 1)
+  })
+
+  it('backup verify --checksums-only checks the dump\'s SHA-256 but skips its restore on the database VM', async () => {
+    // The snapshot-only backup given a postgres part whose dump matches its checksum.
+    const id = (await readdir(path.join(dir, 'backups'))).sort()[1]
+    const backup = path.join(dir, 'backups', id)
+    const manifest = JSON.parse(await readFile(path.join(backup, 'manifest.json'), 'utf8')) as BackupManifest
+    const dump = Buffer.from('-- PostgreSQL database cluster dump\n')
+    await writeFile(path.join(backup, 'postgres.sql'), dump)
+    const sha256 = createHash('sha256').update(dump).digest('hex')
+    manifest.parts.push({part: 'postgres', status: 'ok', startedAt: manifest.startedAt, durationMs: 1, files: [{path: 'postgres.sql', bytes: dump.length, sha256}]} as BackupManifest['parts'][number])
+    await writeFile(path.join(backup, 'manifest.json'), JSON.stringify(manifest))
+    const full = await runCli(['backup', 'verify', id, '--json', '--dir', dir])
+    expect(full.exitCode).toBe(1) // the restore check needs the database VM, which does not answer here
+    const r = await runCli(['backup', 'verify', id, '--checksums-only', '--json', '--dir', dir])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual({id, ok: true, files: [{part: 'postgres', path: 'postgres.sql', ok: true, detail: 'SHA-256 matches'}]})
   })
 })

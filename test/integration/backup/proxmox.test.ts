@@ -85,6 +85,7 @@ for (const version of ['9.1', '8.4'] as const) {
       // 3 daily: 11-25 (its 03:00 one; the 02:00 one is an older backup of that day), 11-20, 11-19;
       // 2 weekly beyond the weeks those cover (W48, W47): W46 → 11-15, W45 → 11-08.
       expect(ours).toEqual(['autolabs-20261108-020000', 'autolabs-20261115-020000', 'autolabs-20261119-020000', 'autolabs-20261120-020000', 'autolabs-20261125-030000'])
+      expect(r.removed.length).toBeGreaterThan(0)
       expect(r.removed.every((x) => x.vm === 'database-vm' && /^autolabs-\d{8}-\d{6}$/.test(x.snapshot))).toBe(true)
     })
 

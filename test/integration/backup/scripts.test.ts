@@ -3,12 +3,13 @@ import {existsSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 
 import * as remote from '../../../src/backup/remote.js'
+import {missing} from '../../support/tools.js'
 
 // The bash that backups run on the VMs lives in TypeScript strings; hold it to the same bar
 // as the stage scripts.
 const scripts = Object.entries(remote).filter(([, v]) => typeof v === 'string' && v.startsWith('set -euo pipefail')) as Array<[string, string]>
 
-describe.skipIf(!existsSync('/usr/bin/shellcheck'))('remote backup scripts', () => {
+describe.skipIf(missing('shellcheck', existsSync('/usr/bin/shellcheck')))('remote backup scripts', () => {
   it('are all strict bash', () => {
     expect(scripts.map(([k]) => k).sort()).toEqual(['CAT_AND_REMOVE', 'ETCD_RESTORE', 'ETCD_SNAPSHOT', 'GITLAB_BACKUP', 'PG_DUMPALL', 'PG_DUMPALL_ZSTD', 'PG_INFO', 'PG_RESTORE', 'PG_VERIFY_SCRATCH'])
   })

@@ -52,6 +52,7 @@ describe('init --dry-run --yes (every default, no server)', () => {
     const tree = await snapshotTree(dir)
     for (const f of Object.keys(tree).filter((f) => f.endsWith('.tf') || f === 'autolabs.yaml')) {
       const text = await readFile(path.join(dir, f), 'utf8')
+      expect(values.length).toBeGreaterThan(0)
       for (const v of values) expect(text).not.toContain(v)
     }
   })

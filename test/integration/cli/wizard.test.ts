@@ -6,6 +6,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
 import {BIN, removeDir, tempDir} from '../../support/cli.js'
+import {missing} from '../../support/tools.js'
 
 /**
  * The wizard as a person uses it: a real pseudo-terminal (util-linux `script`), keys typed
@@ -44,7 +45,7 @@ function terminal(args: string[]) {
   }
 }
 
-describe.skipIf(!hasScript)('the init wizard on a terminal', () => {
+describe.skipIf(missing('script', hasScript))('the init wizard on a terminal', () => {
   it('asks every question with its default, validates at the prompt, and writes the answers', async () => {
     const dir = await tempDir()
     dirs.push(dir)

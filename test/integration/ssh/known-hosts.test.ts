@@ -17,6 +17,7 @@ import {
   lookupHost,
   normalizeFingerprint,
 } from '../../../src/ssh/known-hosts.js'
+import {missing} from '../../support/tools.js'
 
 // Real keys made by ssh-keygen, so fingerprints are compared with OpenSSH's own.
 function newKey(dir: string, name: string): {blob: Buffer; line: string; fp: string} {
@@ -36,7 +37,7 @@ const haveKeygen = (() => {
   }
 })()
 
-describe.skipIf(!haveKeygen)('known_hosts pinning (ssh-keygen for real keys)', () => {
+describe.skipIf(missing('ssh-keygen', haveKeygen))('known_hosts pinning (ssh-keygen for real keys)', () => {
   let dir: string
   let file: string
   beforeEach(() => {

@@ -29,7 +29,6 @@ describe.skipIf(!avail.ok)(`readiness: the SSH phases against a loopback sshd ($
     // A port that was free a moment ago: connection refused on loopback.
     const port = await freePort()
     const statuses: string[] = []
-    const started = Date.now()
     const err = await waitForVmReady(
       {name: 'gitlab-vm', host: '127.0.0.1', port, user: sshd.user, privateKeyPath: sshd.keyPath},
       {knownHostsFile: path.join(dir, 'kh1'), sshTimeoutMs: 1500, backoff: {initialMs: 100, maxMs: 300}, onStatus: (_vm, s) => statuses.push(s)},
@@ -37,7 +36,6 @@ describe.skipIf(!avail.ok)(`readiness: the SSH phases against a loopback sshd ($
     expect(err).toBeInstanceOf(ReadinessError)
     expect((err as ReadinessError).message).toBe(`SSH not up after 1.5 s at 127.0.0.1:${port}: connection refused`)
     expect((err as ReadinessError).exitCode).toBe(3)
-    expect(Date.now() - started).toBeLessThan(5000)
     expect(statuses[0]).toBe(`waiting for SSH at 127.0.0.1:${port} (connection refused)`)
   })
 

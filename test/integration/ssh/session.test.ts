@@ -183,11 +183,11 @@ describe.skipIf(!avail.ok)(`SSH session against a real sshd (${avail.reason})`, 
       },
     })
     sink.on('error', () => undefined)
-    const started = Date.now()
     const err = await s.exec('head -c 1000000000 /dev/zero', {stdout: sink, label: 'pg_dumpall'}).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(ExternalError)
     expect((err as Error).message).toBe('"pg_dumpall" on database-vm was stopped: ENOSPC: no space left on device')
-    expect(Date.now() - started).toBeLessThan(10_000)
+    // Stopped, not drained: far fewer bytes arrived than the command would have sent.
+    expect(got).toBeLessThan(100 * 1024 * 1024)
     expect((await s.exec('echo still-usable')).stdout).toBe('still-usable\n')
   })
 
@@ -264,11 +264,9 @@ describe.skipIf(!avail.ok)(`SSH session against a real sshd (${avail.reason})`, 
   it('stops a command at its timeout, on the remote side too', async () => {
     const s = await connect()
     const marker = `autolabs-timeout-${randomBytes(4).toString('hex')}`
-    const started = Date.now()
     const err = await s.exec(`exec -a ${marker} sleep 60`, {timeoutMs: 1500, label: 'wait for gitlab'}).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(SshTimeoutError)
     expect((err as Error).message).toBe('"wait for gitlab" on database-vm did not finish within 1.5 s and was stopped.')
-    expect(Date.now() - started).toBeLessThan(8000)
     const left = execFileSync('bash', ['-c', `pgrep -f "^${marker}" || true`]).toString().trim()
     expect(left).toBe('')
     // The session is still usable.

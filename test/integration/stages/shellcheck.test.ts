@@ -5,6 +5,7 @@ import {fileURLToPath} from 'node:url'
 import {describe, expect, it} from 'vitest'
 
 import {sourceAndRun} from '../../support/bash.js'
+import {missing} from '../../support/tools.js'
 
 const STAGES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../assets/stages')
 const scripts = [
@@ -13,7 +14,7 @@ const scripts = [
 ]
 const shellcheck = ['/usr/bin/shellcheck', '/bin/shellcheck'].find((p) => existsSync(p))
 
-describe.skipIf(!shellcheck)(`stage scripts pass shellcheck${shellcheck ? '' : ' (skipped: apt-get install shellcheck)'}`, () => {
+describe.skipIf(missing('shellcheck', Boolean(shellcheck)))(`stage scripts pass shellcheck${shellcheck ? '' : ' (skipped: apt-get install shellcheck)'}`, () => {
   it.each(scripts)('%s is shellcheck-clean (all severities, sourced files followed)', (script) => {
     const r = spawnSync(shellcheck!, ['-x', '--severity=style', script], {cwd: STAGES, encoding: 'utf8', timeout: 60_000})
     expect(r.stdout + r.stderr).toBe('')

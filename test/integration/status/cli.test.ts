@@ -11,6 +11,7 @@ import {generateSecrets, saveSecrets} from '../../../src/workspace/secrets.js'
 import {Workspace} from '../../../src/workspace/workspace.js'
 import {BIN, removeDir, runCli, tempDir} from '../../support/cli.js'
 import {type PveSim, startPveSim} from '../../support/pve-sim/index.mjs'
+import {missing} from '../../support/tools.js'
 
 // The built CLI against the Proxmox simulator, with VMs on loopback addresses where nothing
 // answers SSH on port 2 (closed): every VM is unreachable over SSH, the API answers.
@@ -48,10 +49,8 @@ describe('autolabs status (CLI)', () => {
     await removeDir(dir)
   })
 
-  it('--json: the documented shape, VM metrics from the API, SSH unreachable → exit 3, within seconds', async () => {
-    const t0 = Date.now()
+  it('--json: the documented shape, VM metrics from the API, SSH unreachable → exit 3', async () => {
     const r = await runCli(['status', '--json', '--dir', dir, '--connect-timeout', '2'], {env: {AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret}})
-    const wall = Date.now() - t0
     expect(r.exitCode, r.stderr).toBe(3)
     const rep = JSON.parse(r.stdout) as StatusReport
     expect(Object.keys(rep)).toEqual(['schemaVersion', 'checkedAt', 'durationMs', 'overall', 'exitCode', 'summary', 'vms', 'checks'])
@@ -64,10 +63,10 @@ describe('autolabs status (CLI)', () => {
     expect(rep.vms[1]).toMatchObject({cpuPct: 5, memPct: 40})
     expect(rep.checks.find((c) => c.id === 'k8s/vm')).toMatchObject({status: 'fail', detail: 'VM is stopped'})
     expect(rep.checks.find((c) => c.id === 'database/ssh')).toMatchObject({status: 'unreachable', detail: expect.stringMatching(/^SSH to 127\.0\.0\.3/)})
+    expect(rep.checks.length).toBeGreaterThan(0)
     for (const c of rep.checks) expect(Object.keys(c).sort()).toEqual(expect.arrayContaining(['detail', 'durationMs', 'id', 'name', 'status', 'target']))
     // No secret in the output.
     expect(r.stdout + r.stderr).not.toContain(sim.adminTokenSecret)
-    expect(wall).toBeLessThan(10_000)
   })
 
   it('prints one screen of text on stdout without --json, with the verdict in the last line', async () => {
@@ -85,7 +84,7 @@ describe('autolabs status (CLI)', () => {
     expect(r.stderr).toMatch(/autolabs status --json/)
   })
 
-  it.skipIf(!existsSync('/usr/bin/script'))('--watch redraws in place on a terminal until Ctrl+C, then exits with the last verdict', async () => {
+  it.skipIf(missing('script', existsSync('/usr/bin/script')))('--watch redraws in place on a terminal until Ctrl+C, then exits with the last verdict', async () => {
     // script(1) gives the CLI a pseudo-terminal; timeout sends the Ctrl+C (SIGINT) after 5 s.
     const r = await execa('script', ['-qec', `timeout --preserve-status -s INT 5 node ${BIN} status --watch --interval 1 --connect-timeout 1 --dir ${dir}`, '/dev/null'], {reject: false, timeout: 30_000, env: {AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret}})
     const out = r.stdout

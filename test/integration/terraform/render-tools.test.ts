@@ -7,6 +7,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 
 import {renderTerraform, writeTerraform} from '../../../src/render/terraform.js'
 import {customConfig, defaultConfig, KEY, secretsWith, TOKEN_SECRET} from '../../unit/render/fixtures.js'
+import {missing} from '../../support/tools.js'
 
 const has = (bin: string) => spawnSync(bin, ['--version'], {stdio: 'ignore'}).status === 0
 const hasTerraform = has('terraform')
@@ -22,7 +23,7 @@ async function rendered(config = defaultConfig()): Promise<string> {
   return dir
 }
 
-describe.skipIf(!hasTerraform)('terraform fmt (skipped: no `terraform` on PATH)', () => {
+describe.skipIf(missing('terraform', hasTerraform))('terraform fmt (skipped: no `terraform` on PATH)', () => {
   it('finds the rendered directory already formatted, for the default and a customised config', async () => {
     for (const config of [defaultConfig(), customConfig()]) {
       const dir = await rendered(config)
@@ -33,7 +34,7 @@ describe.skipIf(!hasTerraform)('terraform fmt (skipped: no `terraform` on PATH)'
   })
 })
 
-describe.skipIf(!hasCloudInit)('cloud-init schema (skipped: Debian package cloud-init not installed)', () => {
+describe.skipIf(missing('cloud-init', hasCloudInit))('cloud-init schema (skipped: Debian package cloud-init not installed)', () => {
   it('accepts every rendered user-data file', async () => {
     const dir = await rendered(customConfig())
     for (const role of ['gitlab', 'database', 'k8s']) {

@@ -9,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ASSETS_DIR} from '../../../src/render/cloud-init.js'
 import {terraformVariables} from '../../../src/render/terraform.js'
 import {customConfig, defaultConfig, KEY} from '../../unit/render/fixtures.js'
+import {missing} from '../../support/tools.js'
 
 /**
  * The real terraform evaluates variables.tf's types and validation rules against rendered
@@ -38,7 +39,7 @@ function plan(vars: unknown): {status: number | null; out: string} {
   return {status: r.status, out: (r.stdout + r.stderr).replace(/[│╷╵]/g, ' ').replace(/\s+/g, ' ')}
 }
 
-describe.skipIf(!hasTerraform)('variables.tf under the real terraform (skipped: no `terraform` on PATH)', () => {
+describe.skipIf(missing('terraform', hasTerraform))('variables.tf under the real terraform (skipped: no `terraform` on PATH)', () => {
   it('accepts the values rendered for the default and a customised config', () => {
     for (const config of [defaultConfig(), customConfig()]) {
       const r = plan(terraformVariables(config, undefined, [KEY]))

@@ -9,6 +9,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {ExternalError, InterruptedError, UserError} from '../../../src/errors.js'
 import {compareVersions, Terraform} from '../../../src/terraform/terraform.js'
 import {registerSecret} from '../../../src/util/redact.js'
+import {missing} from '../../support/tools.js'
 
 const SECRET = 'b1946ac9-2a6e-4d2f-8c1a-0e7f5d3c9a21'
 registerSecret(SECRET)
@@ -36,12 +37,12 @@ describe('Terraform.version', () => {
   })
 
   it('refuses Terraform older than 1.5 and accepts 1.5.0 and newer', async () => {
-    const old = await fakeBin(`echo '{"terraform_version":"1.4.7","platform":"linux_amd64"}'`)
+    const old = await fakeBin(`printf 'Terraform v1.4.7\\non linux_amd64\\n'`)
     const err = await new Terraform({cwd: old.dir, logsDir: old.dir, bin: old.bin}).version().catch((e: unknown) => e)
     expect(err).toBeInstanceOf(UserError)
-    expect((err as UserError).message).toBe('Terraform 1.4.7 is too old: autolabs needs 1.5.0 or newer.')
-    const ok = await fakeBin(`echo '{"terraform_version":"1.5.0","platform":"linux_amd64"}'`)
-    expect(await new Terraform({cwd: ok.dir, logsDir: ok.dir, bin: ok.bin}).version()).toEqual({version: '1.5.0'})
+    expect((err as UserError).message).toBe(`Terraform 1.4.7 (\`${old.bin}\`) is too old: autolabs needs 1.5.0 or newer.`)
+    const ok = await fakeBin(`printf 'Terraform v1.5.0\\non linux_amd64\\n'`)
+    expect(await new Terraform({cwd: ok.dir, logsDir: ok.dir, bin: ok.bin}).version()).toEqual({bin: ok.bin, flavor: 'terraform', version: '1.5.0'})
     expect(compareVersions('1.11.4', '1.5.0')).toBeGreaterThan(0)
     expect(compareVersions('1.10.0-beta1', '1.9.9')).toBeGreaterThan(0)
   })
@@ -118,7 +119,7 @@ exit 1`)
   })
 })
 
-describe.skipIf(spawnSync('terraform', ['version'], {stdio: 'ignore', env: {...process.env, CHECKPOINT_DISABLE: '1'}}).status !== 0)('the real terraform binary (skipped: not on PATH)', () => {
+describe.skipIf(missing('terraform', spawnSync('terraform', ['version'], {stdio: 'ignore', env: {...process.env, CHECKPOINT_DISABLE: '1'}}).status === 0))('the real terraform binary (skipped: not on PATH)', () => {
   it('reports its version through `version -json` (CHECKPOINT_DISABLE keeps it offline)', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'autolabs-tfreal-'))
     dirs.push(dir)

@@ -125,8 +125,17 @@ export interface Lab {
   stop(): Promise<void>
 }
 
-/** Whether lab tests can run here; `reason` says why not (for skipIf titles). */
+/**
+ * Whether lab tests can run here; `reason` says why not (for skipIf titles). In CI a missing
+ * piece fails the test file instead (AUTOLABS_SKIP_LAB stays an explicit way to leave them out).
+ */
 export function labAvailable(): {ok: boolean; reason: string} {
+  const avail = labPrerequisites()
+  if (!avail.ok && process.env.CI && !process.env.AUTOLABS_SKIP_LAB) throw new Error(`CI: lab tests cannot run: ${avail.reason}`)
+  return avail
+}
+
+function labPrerequisites(): {ok: boolean; reason: string} {
   if (process.env.AUTOLABS_SKIP_LAB) return {ok: false, reason: 'AUTOLABS_SKIP_LAB is set'}
   if (process.platform !== 'linux') return {ok: false, reason: 'lab machines need Linux'}
   if (process.getuid?.() !== 0) return {ok: false, reason: 'lab machines need root (systemd-nspawn, network namespaces)'}

@@ -24,6 +24,8 @@ export interface SimRequest {
   /** Set when the request failed schema validation (400) or matched no endpoint (501). */
   invalid?: Record<string, string>
   auth?: string
+  /** The delay applied before a 401 answer (authFailureDelayMs), as PVE delays failed logins. */
+  delayedMs?: number
 }
 
 export interface SimVm {

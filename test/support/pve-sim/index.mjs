@@ -75,7 +75,7 @@ export class PveSim {
     this.requestedPort = opts.port ?? 0
     this.state = defaultState({node: opts.node ?? 'pve', release: this.release, cpus: opts.cpus, memoryGiB: opts.memoryGiB})
     this.node = this.state.node
-    /** @type {Array<{method:string,path:string,params:Record<string,unknown>,status:number,statusText:string,invalid?:Record<string,string>,auth?:string}>} */
+    /** @type {Array<{method:string,path:string,params:Record<string,unknown>,status:number,statusText:string,invalid?:Record<string,string>,auth?:string,delayedMs?:number}>} */
     this.requests = []
     this.faults = {failNext: 0, failMessage: 'simulated failure', failNextTasks: [], pidCounter: 4000, delayMs: 0, exclusiveClones: false}
     this.sockets = new Set()
@@ -259,7 +259,10 @@ export class PveSim {
       reply(200, 'OK', {data: data ?? null})
     } catch (error) {
       if (!(error instanceof SimError)) throw error
-      if (error.status === 401) await sleep(this.authFailureDelayMs)
+      if (error.status === 401) {
+        record.delayedMs = this.authFailureDelayMs
+        await sleep(this.authFailureDelayMs)
+      }
       const payload = error.status === 400 ? {errors: Object.fromEntries(Object.entries(error.errors ?? {}).map(([k, v]) => [k, `${v}\n`])), data: null} : error.status === 500 ? {data: null, message: `${error.message}\n`} : {data: null}
       reply(error.status, error.message, payload)
     }

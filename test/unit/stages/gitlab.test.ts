@@ -7,6 +7,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {parse as parseYaml} from 'yaml'
 
 import {sourceAndRun} from '../../support/bash.js'
+import {missing} from '../../support/tools.js'
 
 // gitlab.sh's pure helpers and check functions, run by bash against fixtures, and the runner
 // registration run end to end against fake docker/curl/gitlab-runner binaries (no GitLab here):
@@ -15,7 +16,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const SCRIPT = path.join(ROOT, 'assets/stages/gitlab.sh')
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures')
 const fx = (name: string) => path.join(FIX, name)
-const hasPython = spawnSync('python3', ['-c', 'pass']).status === 0
+const hasPython = !missing('python3', spawnSync('python3', ['-c', 'pass']).status === 0)
 
 const PARAMS = {
   VM_IP: '192.168.100.10',

@@ -7,6 +7,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {parseAllDocuments} from 'yaml'
 
 import {sourceAndRun} from '../../support/bash.js'
+import {missing} from '../../support/tools.js'
 
 // k8s.sh's check functions and the text its actions write, run by bash against fixtures and
 // against fake kubectl/curl/dpkg-query: what decides "already done?" and what is applied on
@@ -85,7 +86,7 @@ describe('k8s.sh containerd: the config the containerd step writes', () => {
       expect(readFileSync(twice, 'utf8')).toBe(readFileSync(once, 'utf8'))
     },
   )
-  it.skipIf(!python311)('the rewritten configs are valid TOML with the values where containerd reads them (python3 tomllib)', () => {
+  it.skipIf(missing('python3 >= 3.11 (tomllib)', python311))('the rewritten configs are valid TOML with the values where containerd reads them (python3 tomllib)', () => {
     const v3 = toml(rewritten('containerd-v3-2.1-default.toml', 'registry.k8s.io/pause:3.10.1'))
     const images = dig(v3, 'plugins', 'io.containerd.cri.v1.images')
     expect(dig(images, 'registry', 'config_path')).toBe('/etc/containerd/certs.d')

@@ -181,12 +181,27 @@ describe('collectStatus', () => {
   })
 
   it('answers within the connect timeout when a VM never answers, marking it unreachable (exit 3)', async () => {
-    const started = Date.now()
-    const r = await collectStatus(plan(), deps({connect: async (vm, signal) => (vm.role === 'k8s' ? new Promise((_, rej) => signal.addEventListener('abort', () => rej(new Error('aborted')))) : fakeShell(healthy))}))
-    expect(Date.now() - started).toBeLessThan(1500)
+    // The connection that never answers ends only when status aborts it at its bound.
+    let aborted = 0
+    const r = await collectStatus(
+      plan(),
+      deps({
+        connect: async (vm, signal) =>
+          vm.role === 'k8s'
+            ? new Promise((_, rej) =>
+                signal.addEventListener('abort', () => {
+                  aborted++
+                  rej(new Error('aborted'))
+                }),
+              )
+            : fakeShell(healthy),
+      }),
+    )
+    expect(aborted).toBe(1)
     expect(r.overall).toBe('unreachable')
     expect(r.exitCode).toBe(3)
     const k8s = r.checks.filter((c) => c.target === 'k8s' && c.id !== 'k8s/vm')
+    expect(k8s.length).toBeGreaterThan(0)
     expect(k8s.every((c) => c.status === 'unreachable')).toBe(true)
     expect(k8s[0].detail).toMatch(/SSH to 10\.0\.0\.30: no answer within 0\.3 s/)
     expect(r.checks.filter((c) => c.target === 'database').every((c) => c.status === 'ok')).toBe(true)
