@@ -46,6 +46,14 @@ export function pgPasswordVar(db: string): string {
   return `PG_PASSWORD__${db.replaceAll('-', '_')}`
 }
 
+/** GitLab's database on database-vm (one of services.postgres.databases). */
+export const GITLAB_DATABASE = 'gitlab'
+
+/** The login role of database `db` on database-vm (database.sh creates it). */
+export function pgUserOf(db: string): string {
+  return db
+}
+
 export function gitlabExternalUrl(config: Config, ips: VmAddresses): string {
   return config.services.gitlab.externalUrl ?? `http://${ips.gitlab}`
 }
@@ -99,6 +107,8 @@ export function buildParams(
       GITLAB_SHM_SIZE: s.gitlab.shmSize,
       GITLAB_ROOT_PASSWORD: secrets.gitlab.rootPassword,
       GITLAB_EXTERNAL_DB: String(s.gitlab.externalDatabase),
+      GITLAB_DB_NAME: GITLAB_DATABASE,
+      GITLAB_DB_USER: pgUserOf(GITLAB_DATABASE),
       GITLAB_DB_PASSWORD: secrets.postgres.users.gitlab ?? '',
       DB_HOST: ips.database,
       RUNNER_VERSION: s.gitlab.runnerVersion,
