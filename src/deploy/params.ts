@@ -3,6 +3,7 @@ import {createHash} from 'node:crypto'
 import {IMAGES} from '../config/catalog.js'
 import type {Config, Role} from '../config/schema.js'
 import type {GitlabTls} from '../config/tls.js'
+import {networkPoliciesYaml, networkPolicyNames} from '../render/network-policies.js'
 import type {StageDef, StepDef} from '../steps/stages.js'
 import type {Secrets} from '../workspace/secrets.js'
 
@@ -127,6 +128,8 @@ export function buildParams(
       CALICO_VERSION: s.kubernetes.calicoVersion,
       INGRESS_VERSION: s.kubernetes.ingressVersion,
       K8S_NAMESPACES: s.kubernetes.namespaces.join(' '),
+      K8S_NETWORK_POLICIES: networkPoliciesYaml(config),
+      K8S_NETWORK_POLICY_NAMES: networkPolicyNames(config).join(' '),
       BOOTSTRAP_TOKEN: secrets.kubernetes.bootstrapToken,
       REGISTRY: `${ips.gitlab}:${s.gitlab.registryPort}`,
     })

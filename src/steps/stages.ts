@@ -96,6 +96,7 @@ export const STAGES: StageDef[] = [
       {id: 'calico', title: 'Install Calico (operator)', inputs: ['CALICO_VERSION', 'POD_CIDR'], timeoutMs: 20 * 60_000},
       {id: 'ingress', title: 'Install the NGINX Ingress Controller', inputs: ['INGRESS_VERSION']},
       {id: 'namespaces', title: 'Create the namespaces', inputs: ['K8S_NAMESPACES']},
+      {id: 'network_policies', title: 'Apply the NetworkPolicies (labs isolated from the platform)', inputs: ['K8S_NETWORK_POLICIES', 'K8S_NETWORK_POLICY_NAMES']},
       {id: 'kubeconfig', title: 'Copy the kubeconfig to the workspace', inputs: ['VM_IP']},
     ],
   },

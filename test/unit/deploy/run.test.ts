@@ -20,7 +20,8 @@ interface Call {
   force: boolean
 }
 
-type Behaviour = {code?: number; stdout?: string; stderr?: string; throws?: Error; delayMs?: number}
+/** `holdUntil`: the step does not end before this holds (polled, at most 5 s), so ordering is decided by events, not by timing. */
+type Behaviour = {code?: number; stdout?: string; stderr?: string; throws?: Error; holdUntil?: () => boolean}
 
 function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: boolean) => Behaviour, events: string[] = [], refuse: string[] = []) {
   const uploads: Record<string, Record<string, {content: string; mode: number}>> = {}
@@ -49,7 +50,7 @@ function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: bo
           calls.push({vm: target.name, step, force})
           events.push(`${target.name} start ${step}`)
           const b = behave(target.name, step, force)
-          if (b.delayMs) await new Promise((r) => setTimeout(r, b.delayMs))
+          for (let i = 0; b.holdUntil && !b.holdUntil() && i < 500; i++) await new Promise((r) => setTimeout(r, 10))
           events.push(`${target.name} end ${step}`)
           if (b.throws) throw b.throws
           const out = b.stdout ?? `AUTOLABS_STEP ${step} ${force ? 'changed' : 'unchanged'}\n`
@@ -199,7 +200,10 @@ describe('deploy (orchestration over fake SSH sessions)', () => {
 
     it('GitLab’s database login waits for the databases on database-vm, while the VMs otherwise run concurrently', async () => {
       const events: string[] = []
-      const {connect} = fakeConnect([], (vm, step) => (vm === 'database-vm' && step === 'postgres_databases' ? {delayMs: 150} : {}), events)
+      // The databases take until gitlab-vm has written its Compose project and k8s-vm is done:
+      // only a deploy that runs the VMs concurrently gets there.
+      const others = () => events.includes('gitlab-vm end gitlab_compose') && events.includes('k8s-vm end kubeconfig')
+      const {connect} = fakeConnect([], (vm, step) => (vm === 'database-vm' && step === 'postgres_databases' ? {holdUntil: others} : {}), events)
       const r = await deploy({ws, config, secrets, quiet: true, connect, scripts})
       expect(r.ok).toBe(true)
       expect(at(events, 'gitlab-vm start database_login')).toBeGreaterThan(at(events, 'database-vm end postgres_databases'))
@@ -250,7 +254,8 @@ describe('deploy (orchestration over fake SSH sessions)', () => {
     it('does not wait when GitLab keeps its bundled database (services.gitlab.externalDatabase: false)', async () => {
       const bundled = configSchema.parse({ssh: {privateKeyFile: 'key'}, services: {gitlab: {externalDatabase: false}}})
       const events: string[] = []
-      const {connect} = fakeConnect([], (vm, step) => (vm === 'database-vm' && step === 'postgres_databases' ? {delayMs: 150} : {}), events)
+      const gitlabDone = () => events.includes('gitlab-vm end runner_register')
+      const {connect} = fakeConnect([], (vm, step) => (vm === 'database-vm' && step === 'postgres_databases' ? {holdUntil: gitlabDone} : {}), events)
       const r = await deploy({ws, config: bundled, secrets, quiet: true, connect, scripts})
       expect(r.ok).toBe(true)
       expect(at(events, 'gitlab-vm end runner_register')).toBeLessThan(at(events, 'database-vm end postgres_databases'))
