@@ -242,7 +242,7 @@ do_database_login() {
   # A database just created may still be restarting (WAL archiving): a short, bounded wait.
   WAIT_SECONDS=${DB_LOGIN_SECONDS:-60} wait_until gitlab_db_login_ok && return 0
   local err
-  err=$(gitlab_db_psql 2>&1 | grep -v '^WARNING' | tail -n 1)
+  err=$(gitlab_db_psql 2>&1 | grep -v '^WARNING' | tail -n 1) || true
   die "GitLab's database $GITLAB_DB_NAME on $DB_HOST:5432 does not accept user $GITLAB_DB_USER from this VM ($VM_IP): ${err:-no answer}. Deploy database-vm first (autolabs deploy --only database) and check that services.postgres.databases lists $GITLAB_DB_NAME."
 }
 
