@@ -157,10 +157,96 @@ admin_covers_peers() {
   done
 }
 
+# --- published ports: traffic ufw's INPUT rules never see ---------------------------------
+# Docker's published ports (gitlab-vm) and the ingress controller's hostPorts (k8s-vm, CNI
+# portmap) are DNAT-ed in nat PREROUTING to a container or pod and then *forwarded*: ufw's
+# INPUT rules above never see them. This chain gives them the same rule: a DNAT-ed connection
+# that came in on the VM's own interface passes only if its original port is one of the role's
+# ports and its source may reach that port (ROLE_PORTS: VM subnet, PUBLIC_PORTS: admin
+# networks too); any other is dropped. It is hooked from
+#  - DOCKER-USER, which Docker jumps to first in filter FORWARD and never flushes (moby
+#    docker-v29.7.2 daemon/libnetwork/firewall_linux.go setupUserChain), before its own
+#    DOCKER-FORWARD chain accepts published ports (…/bridge/internal/iptabler/port.go);
+#  - ufw-after-forward, for Calico: its cali-FORWARD returns allowed packets and accepts
+#    them only in rules it appends at the end of FORWARD (calico v3.32.1
+#    felix/rules/static.go StaticFilterForwardAppendRules), after ufw's chains.
+# It lives in ufw's after.rules (iptables-restore syntax, loaded on every ufw start and reload,
+# so it survives reboots and Docker restarts); ufw --force reset restores the file without it.
+# Traffic from containers and pods themselves (docker0, br-*, cali*) is not filtered here.
+AFTER_RULES=${AFTER_RULES:-/etc/ufw/after.rules}
+PUBLISHED_CHAIN=autolabs-published
+PUBLISHED_BEGIN="# BEGIN autolabs: $PUBLISHED_CHAIN (Docker published ports, Kubernetes hostPorts)"
+PUBLISHED_END="# END autolabs: $PUBLISHED_CHAIN"
+
+# The interface that holds VM_IP: where outside traffic comes in.
+uplink_iface() {
+  ip -o -4 addr show 2>/dev/null | awk -v ip="$VM_IP" '{split($4, a, "/"); if (a[1] == ip) {print $2; exit}}'
+}
+
+# The chain's rules, in the form `iptables -S` prints them; $1 is the uplink interface.
+published_chain_rules() {
+  local iface=$1 c=$PUBLISHED_CHAIN cidr port
+  printf -- '-A %s ! -i %s -j RETURN\n' "$c" "$iface"
+  printf -- '-A %s -m conntrack ! --ctstate DNAT -j RETURN\n' "$c"
+  for port in ${ROLE_PORTS:-}; do
+    printf -- '-A %s -s %s -p %s -m conntrack --ctorigdstport %s -j RETURN\n' "$c" "$VM_SUBNET" "${port#*/}" "${port%/*}"
+  done
+  for port in ${PUBLIC_PORTS:-}; do
+    for cidr in ${ADMIN_CIDRS:-}; do
+      [[ $cidr == "$VM_SUBNET" ]] && continue
+      printf -- '-A %s -s %s -p %s -m conntrack --ctorigdstport %s -j RETURN\n' "$c" "$cidr" "${port#*/}" "${port%/*}"
+    done
+  done
+  printf -- '-A %s -j DROP\n' "$c"
+}
+
+# The block appended to after.rules (a *filter section of its own, as iptables-restore reads it).
+published_block() {
+  printf '%s\n' "$PUBLISHED_BEGIN" '*filter' ':DOCKER-USER - [0:0]' ":$PUBLISHED_CHAIN - [0:0]" \
+    "-A DOCKER-USER -j $PUBLISHED_CHAIN" "-A ufw-after-forward -j $PUBLISHED_CHAIN"
+  published_chain_rules "$1"
+  printf '%s\n' 'COMMIT' "$PUBLISHED_END"
+}
+
+# after.rules without our block (on stdin → stdout).
+without_published_block() {
+  awk -v b="$PUBLISHED_BEGIN" -v e="$PUBLISHED_END" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}'
+}
+
+# The block in after.rules (stdin → stdout).
+published_block_in() {
+  awk -v b="$PUBLISHED_BEGIN" -v e="$PUBLISHED_END" '$0 == b {on = 1} on {print} $0 == e {on = 0}'
+}
+
+# What the kernel has: the chain's rules and both hooks.
+published_chain_loaded() {
+  local iface=$1
+  [[ $(iptables -S "$PUBLISHED_CHAIN" 2>/dev/null) == "$(printf -- '-N %s\n' "$PUBLISHED_CHAIN"; published_chain_rules "$iface")" ]] &&
+    iptables -C DOCKER-USER -j "$PUBLISHED_CHAIN" 2>/dev/null &&
+    iptables -C ufw-after-forward -j "$PUBLISHED_CHAIN" 2>/dev/null
+}
+
+check_published_ports() {
+  local iface
+  iface=$(uplink_iface)
+  [[ -n $iface && -f $AFTER_RULES ]] || return 1
+  [[ $(published_block_in <"$AFTER_RULES") == "$(published_block "$iface")" ]] && published_chain_loaded "$iface"
+}
+# Writes the block into after.rules (ufw loads it on the next enable/reload).
+write_published_block() {
+  local iface rest
+  iface=$(uplink_iface)
+  [[ -n $iface ]] || die "no network interface holds this VM's address $VM_IP (network.vms in autolabs.yaml); cannot limit the published ports to it"
+  [[ -f $AFTER_RULES ]] || die "$AFTER_RULES is missing: reinstall ufw (apt-get install --reinstall ufw)"
+  rest=$(without_published_block <"$AFTER_RULES")
+  write_file "$AFTER_RULES" "$rest"$'\n'"$(published_block "$iface")" 0640
+}
+
 check_firewall() {
   pkg_installed ufw || return 1
   [[ $(ufw show added 2>/dev/null | ufw_added_rules) == "$(firewall_rules | sort)" ]] || return 1
-  ufw status 2>/dev/null | grep -q '^Status: active'
+  ufw status 2>/dev/null | grep -q '^Status: active' || return 1
+  check_published_ports
 }
 do_firewall() {
   pkg_installed ufw || apt_install ufw
@@ -177,6 +263,7 @@ do_firewall() {
     # shellcheck disable=SC2086 # the rule is words by construction
     ${rule} >/dev/null
   done < <(firewall_rules)
+  write_published_block
   # Rules that are written but not enforced would be a silent hole: fail instead.
   local out
   if ! out=$(ufw --force enable 2>&1); then

@@ -3,7 +3,8 @@
 # GitLab Runner (runner-token flow).
 # Parameters (env file): VM_IP APT_PROXY GITLAB_VERSION GITLAB_EXTERNAL_URL GITLAB_SSH_PORT
 # GITLAB_REGISTRY_PORT GITLAB_SHM_SIZE GITLAB_ROOT_PASSWORD GITLAB_EXTERNAL_DB(true|false)
-# DB_HOST GITLAB_DB_PASSWORD RUNNER_VERSION GITLAB_READY_SECONDS
+# DB_HOST GITLAB_DB_NAME GITLAB_DB_USER GITLAB_DB_PASSWORD DB_LOGIN_SECONDS RUNNER_VERSION
+# GITLAB_READY_SECONDS
 # GITLAB_TLS_CERT GITLAB_TLS_KEY GITLAB_TLS_CA (PEM text, empty for http or Let's Encrypt;
 # checked by autolabs before deploy) GITLAB_LETSENCRYPT(true|false)
 # shellcheck source-path=SCRIPTDIR
@@ -220,6 +221,29 @@ do_gitlab_compose() {
   write_file "$GITLAB_HOME/secrets/db_password" "${GITLAB_DB_PASSWORD:-}" 0600
   do_tls_files
   write_file "$GITLAB_HOME/docker-compose.yml" "$(compose_text)" 0644
+}
+
+# --- database_login -----------------------------------------------------------------------
+# GitLab's first start migrates its database: the database must exist and take GitLab's login
+# from this VM (role, password, pg_hba, database-vm's firewall) before gitlab_up. The deploy
+# waits for database/postgres_databases on database-vm first (DEPENDENCIES in
+# src/steps/stages.ts); this step proves the result from where GitLab will connect.
+gitlab_db_psql() {
+  PGPASSWORD=${GITLAB_DB_PASSWORD:-} PGCONNECT_TIMEOUT=5 psql -X -q -h "$DB_HOST" -p 5432 \
+    -U "$GITLAB_DB_USER" -d "$GITLAB_DB_NAME" -tA -c 'SELECT 1'
+}
+gitlab_db_login_ok() { [[ $(gitlab_db_psql 2>/dev/null) == 1 ]]; }
+check_database_login() {
+  [[ ${GITLAB_EXTERNAL_DB:-true} == true ]] || return 0
+  command -v psql >/dev/null 2>&1 && gitlab_db_login_ok
+}
+do_database_login() {
+  command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+  # A database just created may still be restarting (WAL archiving): a short, bounded wait.
+  WAIT_SECONDS=${DB_LOGIN_SECONDS:-60} wait_until gitlab_db_login_ok && return 0
+  local err
+  err=$(gitlab_db_psql 2>&1 | grep -v '^WARNING' | tail -n 1) || true
+  die "GitLab's database $GITLAB_DB_NAME on $DB_HOST:5432 does not accept user $GITLAB_DB_USER from this VM ($VM_IP): ${err:-no answer}. Deploy database-vm first (autolabs deploy --only database) and check that services.postgres.databases lists $GITLAB_DB_NAME."
 }
 
 # --- gitlab_up ----------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 # F5 NGINX Ingress Controller, namespaces.
 # Parameters (env file): VM_IP APT_PROXY K8S_VERSION (minor, "1.35") POD_CIDR SERVICE_CIDR
 # CALICO_VERSION INGRESS_VERSION K8S_NAMESPACES BOOTSTRAP_TOKEN REGISTRY (host:port, plain HTTP)
+# K8S_NETWORK_POLICIES (YAML stream, rendered by src/render/network-policies.ts)
+# K8S_NETWORK_POLICY_NAMES ("namespace/name ...": the policies autolabs manages)
 #
 # Ingress: the controller runs as a DaemonSet with hostPort 80/443, so on this single node it
 # answers on the VM's own address (no NodePort range, no load balancer needed).
@@ -503,6 +505,36 @@ do_namespaces() {
   for ns in $K8S_NAMESPACES; do
     kubectl_ create namespace "$ns" --dry-run=client -o yaml | kubectl_ apply -f - >&2
   done
+}
+
+# --- network_policies ---------------------------------------------------------------------
+# The manifests come rendered (src/render/network-policies.ts); here they are applied, and
+# policies autolabs made earlier that the config no longer names (a namespace removed from
+# services.kubernetes.namespaces) are deleted. Found by their managed-by label.
+POLICY_LABEL=app.kubernetes.io/managed-by=autolabs
+managed_policies() {
+  kubectl_ get networkpolicies -A -l "$POLICY_LABEL" \
+    -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' 2>/dev/null | sort
+}
+wanted_policies() { tr ' ' '\n' <<<"${K8S_NETWORK_POLICY_NAMES:-}" | sed '/^$/d' | sort; }
+check_network_policies() {
+  local have
+  have=$(managed_policies) || return 1
+  [[ $have == "$(wanted_policies)" ]] || return 1
+  [[ -z ${K8S_NETWORK_POLICIES:-} ]] && return 0
+  # kubectl diff: exit 0 when the cluster already has exactly these objects, 1 when it differs.
+  printf '%s\n' "$K8S_NETWORK_POLICIES" | kubectl_ diff -f - >/dev/null 2>&1
+}
+do_network_policies() {
+  if [[ -n ${K8S_NETWORK_POLICIES:-} ]]; then
+    printf '%s\n' "$K8S_NETWORK_POLICIES" | kubectl_ apply -f - >&2
+  fi
+  local stale
+  stale=$(comm -23 <(managed_policies) <(wanted_policies))
+  while IFS=/ read -r ns name; do
+    [[ -n $name ]] || continue
+    kubectl_ -n "$ns" delete networkpolicy "$name" --ignore-not-found >&2
+  done <<<"$stale"
 }
 
 # --- kubeconfig: the orchestrator copies admin.conf to the workspace after this step ------

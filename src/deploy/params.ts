@@ -3,6 +3,7 @@ import {createHash} from 'node:crypto'
 import {IMAGES} from '../config/catalog.js'
 import type {Config, Role} from '../config/schema.js'
 import type {GitlabTls} from '../config/tls.js'
+import {networkPoliciesYaml, networkPolicyNames} from '../render/network-policies.js'
 import type {StageDef, StepDef} from '../steps/stages.js'
 import type {Secrets} from '../workspace/secrets.js'
 
@@ -44,6 +45,14 @@ export function rolePorts(role: Role, config: Config): {subnet: string[]; public
 /** Env-file variable holding database `db`'s password ("-" is not valid in a shell name). */
 export function pgPasswordVar(db: string): string {
   return `PG_PASSWORD__${db.replaceAll('-', '_')}`
+}
+
+/** GitLab's database on database-vm (one of services.postgres.databases). */
+export const GITLAB_DATABASE = 'gitlab'
+
+/** The login role of database `db` on database-vm (database.sh creates it). */
+export function pgUserOf(db: string): string {
+  return db
 }
 
 export function gitlabExternalUrl(config: Config, ips: VmAddresses): string {
@@ -99,6 +108,8 @@ export function buildParams(
       GITLAB_SHM_SIZE: s.gitlab.shmSize,
       GITLAB_ROOT_PASSWORD: secrets.gitlab.rootPassword,
       GITLAB_EXTERNAL_DB: String(s.gitlab.externalDatabase),
+      GITLAB_DB_NAME: GITLAB_DATABASE,
+      GITLAB_DB_USER: pgUserOf(GITLAB_DATABASE),
       GITLAB_DB_PASSWORD: secrets.postgres.users.gitlab ?? '',
       DB_HOST: ips.database,
       RUNNER_VERSION: s.gitlab.runnerVersion,
@@ -117,6 +128,8 @@ export function buildParams(
       CALICO_VERSION: s.kubernetes.calicoVersion,
       INGRESS_VERSION: s.kubernetes.ingressVersion,
       K8S_NAMESPACES: s.kubernetes.namespaces.join(' '),
+      K8S_NETWORK_POLICIES: networkPoliciesYaml(config),
+      K8S_NETWORK_POLICY_NAMES: networkPolicyNames(config).join(' '),
       BOOTSTRAP_TOKEN: secrets.kubernetes.bootstrapToken,
       REGISTRY: `${ips.gitlab}:${s.gitlab.registryPort}`,
     })

@@ -8,7 +8,7 @@ import type {Config, Role} from '../config/schema.js'
 import {loadGitlabTls} from '../config/tls.js'
 import {BugError, ExternalError, UserError} from '../errors.js'
 import {connectSsh, type ConnectOptions, type SshSession, type SshTarget} from '../ssh/session.js'
-import {DEFAULT_STEP_TIMEOUT_MS} from '../steps/stages.js'
+import {DEFAULT_STEP_TIMEOUT_MS, dependenciesOf} from '../steps/stages.js'
 import {redact, registerSecret} from '../util/redact.js'
 import {writeFileAtomic} from '../workspace/fs.js'
 import {registerSecrets, type Secrets} from '../workspace/secrets.js'
@@ -26,6 +26,8 @@ export interface StepResult {
   durationMs: number
   /** Why it failed (the script's AUTOLABS_ERROR line or the SSH error). */
   error?: string
+  /** Why it did not run (a step it depends on, on this or another VM, did not finish). */
+  reason?: string
   /** Warnings the step printed (AUTOLABS_WARN). */
   warnings?: string[]
   /** The last lines of the step's output when it failed (redacted). */
@@ -129,6 +131,24 @@ interface VmContext {
   hashes: Map<string, string>
   /** Outcomes of steps already run (a batch runs several at once). */
   runs: Map<string, StepRun>
+  /** Each step's end, awaited by steps on other VMs that depend on it (DEPENDENCIES). */
+  ends: Map<string, Settled>
+  /** Set once a step did not finish: why the VM's remaining steps do not run. */
+  stopped?: string
+}
+
+/** A step's end as other VMs see it: finished, or why not. */
+interface Settled {
+  promise: Promise<string | undefined>
+  settle: (whyNot?: string) => void
+}
+
+function settled(): Settled {
+  let settle!: (whyNot?: string) => void
+  const promise = new Promise<string | undefined>((resolve) => {
+    settle = resolve
+  })
+  return {promise, settle}
 }
 
 /**
@@ -167,9 +187,31 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       params,
       hashes,
       runs: new Map(),
+      ends: new Map(vm.steps.map((s) => [s.key, settled()])),
       result: {name: vm.name, ip: ips[vm.role], ok: true, steps: vm.steps.map((s) => ({id: s.key, status: 'skipped', durationMs: 0}))},
     }
   })
+
+  /** From step `index` on, nothing more runs on this VM: tell the steps waiting on them why. */
+  const stopFrom = (c: VmContext, index: number, why: string) => {
+    c.stopped ??= why
+    for (const s of c.vm.steps.slice(index)) c.ends.get(s.key)!.settle(why)
+  }
+  /**
+   * Waits for the steps on other VMs that step `s` depends on; resolves to why it must not
+   * run, if one of them did not finish. A dependency on a VM outside this deploy is not waited
+   * for (the step's own check proves what it needs).
+   */
+  const waitForDependencies = async (s: PlannedStep): Promise<string | undefined> => {
+    for (const dep of dependenciesOf(s.key, config)) {
+      for (const other of contexts.filter((o) => o.vm.role === dep.after.role && o.ends.has(dep.after.step))) {
+        const whyNot = await other.ends.get(dep.after.step)!.promise
+        if (whyNot !== undefined) return `waits for ${dep.after.step} on ${other.vm.name} (${dep.why}), which did not finish: ${whyNot}`
+      }
+    }
+    return undefined
+  }
+  const hasDependencies = (s: PlannedStep) => dependenciesOf(s.key, config).length > 0
 
   const renderer = chooseRenderer({quiet: opts.quiet, verbose: opts.verbose, isTTY: Boolean(process.stderr.isTTY)})
   const logger = new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})
@@ -191,6 +233,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
               } catch (error) {
                 const e = error as Error & {suggestion?: string; stderrTail?: string}
                 c.result.error = redact([e.message, e.stderrTail, e.suggestion].filter(Boolean).join('\n'))
+                stopFrom(c, 0, `${c.vm.name} could not be reached`)
                 throw error
               }
             },
@@ -266,11 +309,19 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
     title: `${prefix(c)}${s.step.title}`,
     task: async (_ctx, task) => {
       const res = c.result.steps[index]
+      const notRun = c.stopped ?? (hasDependencies(s) ? await waitForDependencies(s) : undefined)
+      if (notRun !== undefined) {
+        res.reason = redact(c.stopped ? `not run: ${c.stopped}` : notRun)
+        stopFrom(c, index, `${s.key} did not run`)
+        task.skip(`${prefix(c)}${s.step.title}: ${res.reason}`)
+        return
+      }
       if (!c.runs.has(s.key)) {
         const batch = [s]
         if (expectedDone(c, s)) {
           for (const next of c.vm.steps.slice(index + 1)) {
-            if (next.stage !== s.stage || !expectedDone(c, next)) break
+            // A step that waits for another VM starts a batch of its own after the wait.
+            if (next.stage !== s.stage || !expectedDone(c, next) || hasDependencies(next)) break
             batch.push(next)
           }
         }
@@ -285,6 +336,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
         res.status = 'failed'
         res.error = run.error
         res.tail = run.tail
+        stopFrom(c, index, `${c.vm.name}: ${s.key} failed`)
         throw run.thrown ?? new ExternalError(`${c.vm.name}: ${s.key} failed: ${run.error}`, {command: s.key, stderrTail: run.tail, logPath: run.logPath})
       }
       res.status = run.outcome
@@ -295,6 +347,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
         st.steps[c.vm.name][s.key] = {inputHash: c.hashes.get(s.key)!, finishedAt: new Date().toISOString(), durationMs: res.durationMs}
       })
       task.title = `${prefix(c)}${s.step.title} (${res.status})`
+      c.ends.get(s.key)!.settle()
     },
   })
 
@@ -316,6 +369,8 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   } catch {
     // Failures are recorded per VM below; the list itself only rethrows the first one.
   } finally {
+    // Whatever ended a VM's list early (an interrupt, an error between steps): nobody waits on.
+    for (const c of contexts) stopFrom(c, 0, `${c.vm.name} stopped`)
     await Promise.all(
       contexts.map(async (c) => {
         if (c.session?.isConnected()) {
@@ -330,7 +385,8 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   for (const c of contexts) {
     c.result.ok = c.result.steps.every((s) => s.status === 'changed' || s.status === 'unchanged')
     const failedStep = c.result.steps.find((s) => s.status === 'failed')
-    if (!c.result.ok && !failedStep && !c.result.error) c.result.error = 'stopped before its steps ran (interrupted)'
+    const skippedWhy = c.result.steps.some((s) => s.reason)
+    if (!c.result.ok && !failedStep && !skippedWhy && !c.result.error) c.result.error = 'stopped before its steps ran (interrupted)'
 
   }
   const vms: DeployResult['vms'] = {}
@@ -374,6 +430,8 @@ export function formatDeploySummary(r: DeployResult): string {
     if (vm.error) lines.push(`    ${vm.error}`)
     for (const s of vm.steps) {
       for (const w of s.warnings ?? []) lines.push(`    warning (${s.id}): ${w}`)
+      // The first step that did not run says why; the ones after it only repeat that.
+      if (s.status === 'skipped' && s.reason && !s.reason.startsWith('not run: ')) lines.push(`    ${s.id} not run: ${s.reason}`)
       if (s.status === 'failed') {
         lines.push(`    ${s.id} failed: ${s.error ?? 'unknown error'}`)
         if (s.tail) lines.push(...s.tail.split('\n').map((l) => `      | ${l}`))

@@ -4,6 +4,7 @@
  * tests hand in the simulator, lab machines or fakes.
  */
 import type {Role} from '../config/schema.js'
+import {INGRESS_NAMESPACE} from '../render/network-policies.js'
 import {certificateLife} from '../util/expiry.js'
 import {applySlow, evaluate, fmtPct, metricWarnings} from './evaluate.js'
 import {
@@ -95,6 +96,8 @@ export interface StatusPlan {
   /** An https external URL: its certificate, as served by gitlab-vm, is checked (end date, trust). */
   gitlabTls?: {servername: string; port: number; ca?: string}
   namespaces: string[]
+  /** "namespace/name" of the NetworkPolicies autolabs applies. */
+  networkPolicies?: string[]
   thresholds?: Thresholds
   /** SSH connect / TCP connect bound (default 3 s). */
   connectTimeoutMs?: number
@@ -267,15 +270,16 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
     }
 
     if (vm.role === 'k8s') {
-      // One kubectl call feeds four checks.
+      // One kubectl call feeds five checks.
       let kube: Promise<ReturnType<typeof parseKube>> | undefined
       const kubeOnce = (signal: AbortSignal) =>
-        (kube ??= exec(KUBE_CMD, signal).then((r) => parseKube(r.code, r.stdout, r.stderr, plan.namespaces)))
+        (kube ??= exec(KUBE_CMD, signal).then((r) => parseKube(r.code, r.stdout, r.stderr, plan.namespaces, INGRESS_NAMESPACE, plan.networkPolicies)))
       const parts = [
         ['node', 'Kubernetes node Ready'],
         ['systemPods', 'System pods (kube-system)'],
         ['ingress', 'Ingress controller'],
         ['namespaces', 'Namespaces'],
+        ['networkPolicies', 'NetworkPolicies (labs isolated)'],
       ] as const
       for (const [key, label] of parts) {
         run(vm.role, `k8s-${key.toLowerCase()}`, label, connectMs + checkMs, async (signal) => (await kubeOnce(signal))[key])

@@ -86,12 +86,12 @@ export function parseRunnerVerify(code: number, stdout: string): {status: CheckS
   return {status: 'fail', detail: lastLine(stdout) || `gitlab-runner verify exited ${code}`}
 }
 
-/** One kubectl call for nodes, namespaces and pods: one round trip, one consistent view. */
-export const KUBE_CMD = 'sudo -n kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=5s get nodes,namespaces,pods -A -o json'
+/** One kubectl call for nodes, namespaces, pods and NetworkPolicies: one round trip, one consistent view. */
+export const KUBE_CMD = 'sudo -n kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=5s get nodes,namespaces,pods,networkpolicies -A -o json'
 
 interface K8sItem {
   kind?: string
-  metadata?: {name?: string; namespace?: string}
+  metadata?: {name?: string; namespace?: string; labels?: Record<string, string>}
   status?: {
     phase?: string
     conditions?: Array<{type?: string; status?: string}>
@@ -104,16 +104,21 @@ export interface KubeVerdicts {
   systemPods: {status: CheckStatus; detail: string}
   ingress: {status: CheckStatus; detail: string}
   namespaces: {status: CheckStatus; detail: string}
+  networkPolicies: {status: CheckStatus; detail: string}
 }
 
-export function parseKube(code: number, stdout: string, stderr: string, wantNamespaces: string[], ingressNamespace = 'ingress-nginx'): KubeVerdicts {
+/**
+ * `wantPolicies`: "namespace/name" of the NetworkPolicies autolabs applies (src/render/
+ * network-policies.ts); one missing fails, one autolabs made that the config no longer names warns.
+ */
+export function parseKube(code: number, stdout: string, stderr: string, wantNamespaces: string[], ingressNamespace = 'ingress-nginx', wantPolicies: string[] = []): KubeVerdicts {
   let items: K8sItem[]
   try {
     if (code !== 0) throw new Error(lastLine(stderr) || `kubectl exited ${code}`)
     items = (JSON.parse(stdout) as {items?: K8sItem[]}).items ?? []
   } catch (error) {
     const v = {status: 'fail' as CheckStatus, detail: `kubectl: ${(error as Error).message}`}
-    return {node: v, systemPods: v, ingress: v, namespaces: v}
+    return {node: v, systemPods: v, ingress: v, namespaces: v, networkPolicies: v}
   }
   const nodes = items.filter((i) => i.kind === 'Node')
   const notReady = nodes.filter((n) => n.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True')
@@ -138,11 +143,26 @@ export function parseKube(code: number, stdout: string, stderr: string, wantName
 
   const present = new Set(items.filter((i) => i.kind === 'Namespace').map((n) => n.metadata?.name))
   const missing = wantNamespaces.filter((n) => !present.has(n))
+  const policies = new Set(
+    items
+      .filter((i) => i.kind === 'NetworkPolicy' && i.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'autolabs')
+      .map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`),
+  )
+  const policiesMissing = wantPolicies.filter((p) => !policies.has(p))
+  const stale = [...policies].filter((p) => !wantPolicies.includes(p))
+  const inNamespaces = new Set(wantPolicies.map((p) => p.split('/')[0])).size
+  const networkPolicies: {status: CheckStatus; detail: string} =
+    policiesMissing.length > 0
+      ? {status: 'fail', detail: `missing: ${policiesMissing.join(', ')} (autolabs deploy --only k8s applies them)`}
+      : stale.length > 0
+        ? {status: 'warn', detail: `not in autolabs.yaml any more: ${stale.join(', ')}`}
+        : {status: 'ok', detail: `${wantPolicies.length} applied in ${inNamespaces} namespace${inNamespaces === 1 ? '' : 's'}`}
   return {
     node,
     systemPods: podVerdict('kube-system', 'system'),
     ingress: podVerdict(ingressNamespace, 'ingress controller'),
     namespaces: missing.length > 0 ? {status: 'fail', detail: `missing: ${missing.join(', ')}`} : {status: 'ok', detail: `${wantNamespaces.length} present`},
+    networkPolicies,
   }
 }
 

@@ -5,6 +5,7 @@ import {derived} from '../config/load.js'
 import type {Role} from '../config/schema.js'
 import {registerSecret} from '../util/redact.js'
 import {tlsPath} from '../config/tls.js'
+import {networkPolicyNames} from '../render/network-policies.js'
 import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan, type TlsPeer} from './collect.js'
 import type {DayTwoContext} from './context.js'
 import type {StatusReport} from './types.js'
@@ -34,6 +35,7 @@ export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
     gitlabPrivateCa: Boolean(config.services.gitlab.tls.caFile),
     gitlabTls: gitlabTlsTarget(ctx, gitlabExternalUrl),
     namespaces: config.services.kubernetes.namespaces,
+    networkPolicies: networkPolicyNames(config),
     connectTimeoutMs: opts.connectTimeoutMs,
     checkTimeoutMs: opts.checkTimeoutMs,
   }

@@ -5,7 +5,7 @@ import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
 import {configSchema} from '../../../src/config/schema.js'
-import {deploy, REMOTE_DIR} from '../../../src/deploy/run.js'
+import {deploy, formatDeploySummary, REMOTE_DIR} from '../../../src/deploy/run.js'
 import {readStageScripts} from '../../../src/deploy/plan.js'
 import type {ExecOptions, ExecResult, SshSession, SshTarget} from '../../../src/ssh/session.js'
 import {generateSecrets} from '../../../src/workspace/secrets.js'
@@ -20,10 +20,14 @@ interface Call {
   force: boolean
 }
 
-function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: boolean) => {code?: number; stdout?: string; stderr?: string; throws?: Error}) {
+/** `holdUntil`: the step does not end before this holds (polled, at most 5 s), so ordering is decided by events, not by timing. */
+type Behaviour = {code?: number; stdout?: string; stderr?: string; throws?: Error; holdUntil?: () => boolean}
+
+function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: boolean) => Behaviour, events: string[] = [], refuse: string[] = []) {
   const uploads: Record<string, Record<string, {content: string; mode: number}>> = {}
   const batches: string[][] = []
   const connect = async (target: SshTarget): Promise<SshSession> => {
+    if (refuse.includes(target.name)) throw new Error(`connect ECONNREFUSED ${target.host}:22`)
     uploads[target.name] = {}
     let open = true
     return {
@@ -44,7 +48,10 @@ function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: bo
         let stderr = ''
         for (const step of ids) {
           calls.push({vm: target.name, step, force})
+          events.push(`${target.name} start ${step}`)
           const b = behave(target.name, step, force)
+          for (let i = 0; b.holdUntil && !b.holdUntil() && i < 500; i++) await new Promise((r) => setTimeout(r, 10))
+          events.push(`${target.name} end ${step}`)
           if (b.throws) throw b.throws
           const out = b.stdout ?? `AUTOLABS_STEP ${step} ${force ? 'changed' : 'unchanged'}\n`
           for (const l of (b.stderr ?? '').split('\n').filter(Boolean)) opts.onStderr?.(l)
@@ -182,5 +189,87 @@ describe('deploy (orchestration over fake SSH sessions)', () => {
   it('an unreadable SSH key is a user error naming ssh.privateKeyFile', async () => {
     const c = configSchema.parse({ssh: {privateKeyFile: 'missing-key'}})
     await expect(deploy({ws, config: c, secrets, quiet: true, connect: fakeConnect([], () => ({})).connect, scripts})).rejects.toThrow(/missing-key cannot be read/)
+  })
+
+  describe('steps that wait for steps on other VMs (DEPENDENCIES)', () => {
+    const at = (events: string[], e: string) => {
+      const i = events.indexOf(e)
+      if (i < 0) throw new Error(`no event "${e}" in ${events.join(', ')}`)
+      return i
+    }
+
+    it('GitLab’s database login waits for the databases on database-vm, while the VMs otherwise run concurrently', async () => {
+      const events: string[] = []
+      // The databases take until gitlab-vm has written its Compose project and k8s-vm is done:
+      // only a deploy that runs the VMs concurrently gets there.
+      const others = () => events.includes('gitlab-vm end gitlab_compose') && events.includes('k8s-vm end kubeconfig')
+      const {connect} = fakeConnect([], (vm, step) => (vm === 'database-vm' && step === 'postgres_databases' ? {holdUntil: others} : {}), events)
+      const r = await deploy({ws, config, secrets, quiet: true, connect, scripts})
+      expect(r.ok).toBe(true)
+      expect(at(events, 'gitlab-vm start database_login')).toBeGreaterThan(at(events, 'database-vm end postgres_databases'))
+      expect(at(events, 'gitlab-vm start gitlab_up')).toBeGreaterThan(at(events, 'gitlab-vm end database_login'))
+      // Nothing else waits: gitlab-vm wrote its Compose project and k8s-vm finished meanwhile.
+      expect(at(events, 'gitlab-vm end gitlab_compose')).toBeLessThan(at(events, 'database-vm end postgres_databases'))
+      expect(at(events, 'k8s-vm end kubeconfig')).toBeLessThan(at(events, 'database-vm end postgres_databases'))
+    })
+
+    it('a failed dependency skips the waiting step and the VM’s later steps, with the reason; what came before ran', async () => {
+      const calls: Call[] = []
+      const {connect} = fakeConnect(calls, (vm, step) =>
+        vm === 'database-vm' && step === 'postgres_databases' ? {code: 1, stdout: '', stderr: 'AUTOLABS_ERROR role creation failed'} : {},
+      )
+      const r = await deploy({ws, config, secrets, quiet: true, connect, scripts})
+      expect(r.ok).toBe(false)
+      expect(r.vms.k8s!.ok).toBe(true)
+      const g = Object.fromEntries(r.vms.gitlab!.steps.map((s) => [s.id, s]))
+      expect(g['gitlab/gitlab_compose'].status).toBe('unchanged')
+      expect(g['gitlab/database_login'].status).toBe('skipped')
+      expect(g['gitlab/database_login'].reason).toMatch(/^waits for database\/postgres_databases on database-vm \(.+\), which did not finish: database-vm: database\/postgres_databases failed$/)
+      expect(g['gitlab/gitlab_up'].status).toBe('skipped')
+      expect(g['gitlab/gitlab_up'].reason).toBe('not run: gitlab/database_login did not run')
+      expect(calls.filter((c) => c.vm === 'gitlab-vm').map((c) => c.step)).not.toContain('database_login')
+      expect(calls.filter((c) => c.vm === 'gitlab-vm').map((c) => c.step)).not.toContain('gitlab_up')
+      expect(r.vms.gitlab!.error).toBeUndefined()
+      const text = formatDeploySummary(r)
+      expect(text).toContain('gitlab/database_login not run: waits for database/postgres_databases on database-vm')
+      expect(text).not.toContain('gitlab/gitlab_up not run')
+    })
+
+    it('a dependency whose VM cannot be reached skips the waiting step, naming the VM', async () => {
+      const {connect} = fakeConnect([], () => ({}), [], ['database-vm'])
+      const r = await deploy({ws, config, secrets, quiet: true, connect, scripts})
+      const login = r.vms.gitlab!.steps.find((s) => s.id === 'gitlab/database_login')!
+      expect(login.status).toBe('skipped')
+      expect(login.reason).toContain('which did not finish: database-vm could not be reached')
+      expect(r.vms.database!.error).toContain('ECONNREFUSED')
+    })
+
+    it('waits for nothing when database-vm is not part of the deploy (--only gitlab): the step’s own check proves the login', async () => {
+      const calls: Call[] = []
+      const r = await deploy({ws, config, secrets, quiet: true, connect: fakeConnect(calls, () => ({})).connect, scripts, only: ['gitlab']})
+      expect(r.ok).toBe(true)
+      expect(calls.map((c) => c.step)).toContain('database_login')
+    })
+
+    it('does not wait when GitLab keeps its bundled database (services.gitlab.externalDatabase: false)', async () => {
+      const bundled = configSchema.parse({ssh: {privateKeyFile: 'key'}, services: {gitlab: {externalDatabase: false}}})
+      const events: string[] = []
+      const gitlabDone = () => events.includes('gitlab-vm end runner_register')
+      const {connect} = fakeConnect([], (vm, step) => (vm === 'database-vm' && step === 'postgres_databases' ? {holdUntil: gitlabDone} : {}), events)
+      const r = await deploy({ws, config: bundled, secrets, quiet: true, connect, scripts})
+      expect(r.ok).toBe(true)
+      expect(at(events, 'gitlab-vm end runner_register')).toBeLessThan(at(events, 'database-vm end postgres_databases'))
+    })
+
+    it('a re-run batches the finished checks but starts a new batch at the waiting step', async () => {
+      await deploy({ws, config, secrets, quiet: true, connect: fakeConnect([], () => ({})).connect, scripts, only: ['gitlab']})
+      const fake = fakeConnect([], () => ({}))
+      await deploy({ws, config, secrets, quiet: true, connect: fake.connect, scripts, only: ['gitlab']})
+      const gitlabBatches = fake.batches.filter((b) => b.includes('docker_repo') || b.includes('database_login'))
+      expect(gitlabBatches).toEqual([
+        ['docker_repo', 'docker_install', 'registry_trust', 'gitlab_compose'],
+        ['database_login', 'gitlab_up', 'gitlab_ready', 'runner_install', 'runner_register'],
+      ])
+    })
   })
 })

@@ -159,8 +159,12 @@ esac
     chmodSync(path.join(bin, 'ufw'), 0o755)
     return bin
   }
-  const env = (bin: string) => ({PATH: `${bin}:${process.env.PATH}`, ADMIN_CIDRS: '10.0.0.0/8', VM_SUBNET: '192.168.100.0/24', ROLE_PORTS: '5432/tcp', PUBLIC_PORTS: ''})
-  const stubs = 'pkg_installed() { return 0; }; ssh_peers() { :; };'
+  const afterRules = path.join(dir, 'after.rules')
+  writeFileSync(afterRules, '*filter\n:ufw-after-forward - [0:0]\nCOMMIT\n')
+  const env = (bin: string) => ({PATH: `${bin}:${process.env.PATH}`, ADMIN_CIDRS: '10.0.0.0/8', VM_SUBNET: '192.168.100.0/24', ROLE_PORTS: '5432/tcp', PUBLIC_PORTS: '', AFTER_RULES: afterRules})
+  // The kernel side of the published-ports chain is proved with real ufw and iptables in
+  // test/lab/firewall-published.test.ts; here only the ufw protocol.
+  const stubs = 'pkg_installed() { return 0; }; ssh_peers() { :; }; uplink_iface() { echo eth0; }; published_chain_loaded() { return 0; };'
 
   it('do_firewall fails, naming the cause, when ufw cannot enable', () => {
     const r = bash('base.sh', `${stubs} do_firewall`, env(fake('inactive', true)))
@@ -174,6 +178,53 @@ esac
     const active = fake('active', false)
     expect(bash('base.sh', `${stubs} do_firewall`, env(active)).code).toBe(0)
     expect(bash('base.sh', `${stubs} check_firewall`, env(active)).code).toBe(0)
+  })
+})
+
+describe('base.sh published ports (DNAT-ed traffic ufw INPUT never sees)', () => {
+  const env = {ADMIN_CIDRS: '192.168.100.0/24 203.0.113.0/24', VM_SUBNET: '192.168.100.0/24', ROLE_PORTS: '80/tcp 2222/tcp', PUBLIC_PORTS: '80/tcp'}
+  it('passes a DNAT-ed connection from the uplink only to a role port from an allowed source, and drops the rest', () => {
+    const r = bash('base.sh', 'published_chain_rules ens18', env)
+    expect(r.stdout.trim().split('\n')).toEqual([
+      '-A autolabs-published ! -i ens18 -j RETURN',
+      '-A autolabs-published -m conntrack ! --ctstate DNAT -j RETURN',
+      '-A autolabs-published -s 192.168.100.0/24 -p tcp -m conntrack --ctorigdstport 80 -j RETURN',
+      '-A autolabs-published -s 192.168.100.0/24 -p tcp -m conntrack --ctorigdstport 2222 -j RETURN',
+      '-A autolabs-published -s 203.0.113.0/24 -p tcp -m conntrack --ctorigdstport 80 -j RETURN',
+      '-A autolabs-published -j DROP',
+    ])
+  })
+  it('keeps exactly one block in after.rules however often it is written, and leaves ufw’s own rules alone', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'al-after-'))
+    try {
+      const file = path.join(dir, 'after.rules')
+      const ufwOwn = '*filter\n:ufw-after-input - [0:0]\n:ufw-after-forward - [0:0]\n-A ufw-after-input -p udp --dport 137 -j ufw-skip-to-policy-input\nCOMMIT\n'
+      writeFileSync(file, ufwOwn)
+      const e = {...env, AFTER_RULES: file}
+      const stub = 'uplink_iface() { echo ens18; };'
+      expect(bash('base.sh', `${stub} check_published_ports`, e).code).not.toBe(0)
+      expect(bash('base.sh', `${stub} write_published_block && write_published_block`, e).code).toBe(0)
+      const text = readFileSync(file, 'utf8')
+      expect(text.startsWith(ufwOwn)).toBe(true)
+      expect(text.match(/^# BEGIN autolabs/gm)).toHaveLength(1)
+      expect(text).toContain('*filter\n:DOCKER-USER - [0:0]\n:autolabs-published - [0:0]\n-A DOCKER-USER -j autolabs-published\n-A ufw-after-forward -j autolabs-published\n')
+      // The file is right; the kernel must have it too before the step counts as done.
+      expect(bash('base.sh', `${stub} published_chain_loaded() { return 0; }; check_published_ports`, e).code).toBe(0)
+      expect(bash('base.sh', `${stub} published_chain_loaded() { return 1; }; check_published_ports`, e).code).not.toBe(0)
+      // Another admin network: the block is replaced, not added to.
+      expect(bash('base.sh', `${stub} write_published_block`, {...e, ADMIN_CIDRS: '198.51.100.0/24'}).code).toBe(0)
+      const again = readFileSync(file, 'utf8')
+      expect(again.match(/^# BEGIN autolabs/gm)).toHaveLength(1)
+      expect(again).toContain('-s 198.51.100.0/24')
+      expect(again).not.toContain('203.0.113.0/24')
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+  it('refuses to guess when no interface holds the VM address', () => {
+    const r = bash('base.sh', 'uplink_iface() { :; }; write_published_block', {...env, VM_IP: '192.168.100.10', AFTER_RULES: '/nonexistent'})
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/AUTOLABS_ERROR no network interface holds this VM's address 192\.168\.100\.10/)
   })
 })
 

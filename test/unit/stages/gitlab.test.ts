@@ -386,3 +386,30 @@ describe.skipIf(!hasPython)('gitlab.sh do_runner_register (runner-token flow aga
     expect(existsSync(path.join(dir, 'registered'))).toBe(false)
   })
 })
+
+describe('gitlab.sh database_login (the login GitLab start waits behind)', () => {
+  // A fake psql that refuses the login as PostgreSQL 15's psql prints it (exit 2), so the
+  // failure path runs under the stage's `set -Eeuo pipefail` as on a VM. The real login,
+  // against a real PostgreSQL on another machine, is test/lab/deploy-dependency.test.ts.
+  const bin = mkdtempSync(path.join(tmpdir(), 'al-psql-'))
+  temps.push(bin)
+  writeFileSync(
+    path.join(bin, 'psql'),
+    '#!/bin/bash\necho \'psql: error: connection to server at "192.168.100.20", port 5432 failed: FATAL:  password authentication failed for user "gitlab"\' >&2\nexit 2\n',
+  )
+  chmodSync(path.join(bin, 'psql'), 0o755)
+  const env = {PATH: `${bin}:${process.env.PATH}`, GITLAB_EXTERNAL_DB: 'true', DB_HOST: '192.168.100.20', GITLAB_DB_NAME: 'gitlab', GITLAB_DB_USER: 'gitlab', DB_LOGIN_SECONDS: '1', VM_IP: '192.168.100.10'}
+
+  it('a refused login fails the step with psql’s reason, the database, the user and the host', () => {
+    const r = bash('do_database_login', env)
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toContain(
+      'AUTOLABS_ERROR GitLab\'s database gitlab on 192.168.100.20:5432 does not accept user gitlab from this VM (192.168.100.10): psql: error: connection to server at "192.168.100.20", port 5432 failed: FATAL:  password authentication failed for user "gitlab"',
+    )
+    expect(r.stderr).not.toMatch(/failed \(exit 2\) in do_database_login/)
+  })
+  it('is done without a login when GitLab keeps its bundled database', () => {
+    expect(ok('check_database_login', {...env, GITLAB_EXTERNAL_DB: 'false'})).toBe(true)
+    expect(ok('check_database_login', env)).toBe(false)
+  })
+})

@@ -381,3 +381,46 @@ describe('k8s.sh ingress manifests (F5 NGINX Ingress Controller in ingress-nginx
     expect(dig(doc, 'data', 'external-status-address')).toBe('192.168.100.30')
   })
 })
+
+describe('k8s.sh network_policies (applied, checked, stale ones removed)', () => {
+  // A fake kubectl that keeps NetworkPolicies in a state file: apply stores the stream and the
+  // namespace/name pairs it holds, diff compares with what was applied (exit 0 = no difference,
+  // 1 = differs, as kubectl diff does), delete removes one.
+  const state = tmp('netpol-state')
+  const applied = tmp('netpol-applied')
+  const kubectl = fakeBin(
+    'kubectl',
+    `[[ $1 == --kubeconfig ]] && shift 2
+case "$1" in
+  get) sort "${state}" 2>/dev/null ;;
+  apply) cat >"${applied}"; awk '/^  name:/ {n=$2} /^  namespace:/ {print $2 "/" n}' "${applied}" | cat - "${state}" 2>/dev/null | sort -u >"${state}.new"; mv "${state}.new" "${state}" ;;
+  diff) cmp -s - "${applied}" ;;
+  -n) grep -vx "$2/$5" "${state}" >"${state}.new"; mv "${state}.new" "${state}" ;;
+esac`,
+  )
+  const yaml = (ns: string) => `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny-ingress\n  namespace: ${ns}\n  labels:\n    app.kubernetes.io/managed-by: autolabs\nspec:\n  podSelector: {}\n  policyTypes:\n    - Ingress\n`
+  const env = (...ns: string[]) => ({...withPath(kubectl), K8S_NETWORK_POLICIES: ns.map(yaml).join('---\n'), K8S_NETWORK_POLICY_NAMES: ns.map((n) => `${n}/default-deny-ingress`).join(' ')})
+
+  it('is not done on a fresh cluster; after the action it is, and a second check changes nothing', () => {
+    const e = env('platform', 'auth')
+    expect(ok('check_network_policies', e)).toBe(false)
+    const r = bash('do_network_policies', e)
+    expect(r.code, r.stderr).toBe(0)
+    expect(readFileSync(state, 'utf8').trim().split('\n')).toEqual(['auth/default-deny-ingress', 'platform/default-deny-ingress'])
+    expect(ok('check_network_policies', e)).toBe(true)
+  })
+  it('a policy changed on the cluster (kubectl diff differs) is not done', () => {
+    writeFileSync(applied, 'edited by hand\n')
+    expect(ok('check_network_policies', env('platform', 'auth'))).toBe(false)
+    expect(bash('do_network_policies', env('platform', 'auth')).code).toBe(0)
+    expect(ok('check_network_policies', env('platform', 'auth'))).toBe(true)
+  })
+  it('a namespace dropped from the config: its policy is stale, and the action deletes it', () => {
+    const e = env('platform')
+    expect(ok('check_network_policies', e)).toBe(false)
+    const r = bash('do_network_policies', e)
+    expect(r.code, r.stderr).toBe(0)
+    expect(readFileSync(state, 'utf8').trim()).toBe('platform/default-deny-ingress')
+    expect(ok('check_network_policies', e)).toBe(true)
+  })
+})

@@ -83,7 +83,25 @@ describe('probes', () => {
     expect(v.systemPods).toEqual({status: 'fail', detail: '1/2 not ready: coredns-1 (ContainerCreating)'})
     expect(v.ingress.status).toBe('ok')
     expect(v.namespaces).toEqual({status: 'fail', detail: 'missing: auth'})
+    expect(v.networkPolicies).toEqual({status: 'ok', detail: '0 applied in 0 namespaces'})
     expect(parseKube(1, '', 'The connection to the server 10.0.0.3:6443 was refused', []).node).toEqual({status: 'fail', detail: 'kubectl: The connection to the server 10.0.0.3:6443 was refused'})
+  })
+  it('NetworkPolicies: each one autolabs applies must be there; one it made that the config no longer names warns', () => {
+    const np = (ns: string, name: string, managed = true) => ({kind: 'NetworkPolicy', metadata: {name, namespace: ns, labels: managed ? {'app.kubernetes.io/managed-by': 'autolabs'} : {}}})
+    const want = ['platform/default-deny-ingress', 'labs/labs-isolation']
+    const list = (...items: object[]) => JSON.stringify({items})
+    expect(parseKube(0, list(np('platform', 'default-deny-ingress'), np('labs', 'labs-isolation'), np('labs', 'teacher-own', false)), '', [], 'ingress-nginx', want).networkPolicies).toEqual({
+      status: 'ok',
+      detail: '2 applied in 2 namespaces',
+    })
+    expect(parseKube(0, list(np('platform', 'default-deny-ingress')), '', [], 'ingress-nginx', want).networkPolicies).toEqual({
+      status: 'fail',
+      detail: 'missing: labs/labs-isolation (autolabs deploy --only k8s applies them)',
+    })
+    expect(parseKube(0, list(np('platform', 'default-deny-ingress'), np('labs', 'labs-isolation'), np('auth', 'default-deny-ingress')), '', [], 'ingress-nginx', want).networkPolicies).toEqual({
+      status: 'warn',
+      detail: 'not in autolabs.yaml any more: auth/default-deny-ingress',
+    })
   })
 })
 
@@ -173,7 +191,7 @@ describe('collectStatus', () => {
       [
         'gitlab/vm', 'gitlab/ssh', 'gitlab/gitlab-readiness', 'gitlab/registry', 'gitlab/runner',
         'database/vm', 'database/ssh', 'database/postgres-login/autolabs', 'database/postgres-login/zitadel', 'database/redis', 'database/object-storage',
-        'k8s/vm', 'k8s/ssh', 'k8s/k8s-node', 'k8s/k8s-systempods', 'k8s/k8s-ingress', 'k8s/k8s-namespaces',
+        'k8s/vm', 'k8s/ssh', 'k8s/k8s-node', 'k8s/k8s-systempods', 'k8s/k8s-ingress', 'k8s/k8s-namespaces', 'k8s/k8s-networkpolicies',
       ].sort(),
     )
     expect(r.checks.every((c) => c.status === 'ok')).toBe(true)
@@ -286,7 +304,7 @@ describe('collectStatus', () => {
     expect(rows.vms).toHaveLength(4)
     expect(rows.vms[2]).toEqual(['database-vm', '120', '10.0.0.20', 'running', '2h 0m', '25 %', '25 %', '50 %'])
     expect(rows.checks).toHaveLength(r.checks.length + 1)
-    expect(rows.footer).toMatch(/^HEALTHY \(exit 0\): 17 ok, 0 warnings, 0 failed, 0 unreachable/)
+    expect(rows.footer).toMatch(/^HEALTHY \(exit 0\): 18 ok, 0 warnings, 0 failed, 0 unreachable/)
     const text = renderText(r)
     expect(text).not.toMatch(/\u001B\[/)
     expect(text).toContain('PostgreSQL login zitadel')
