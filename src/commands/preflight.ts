@@ -2,12 +2,13 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {ExitCode} from '../errors.js'
+import {sshJumpHostFlag} from '../ssh/flags.js'
 import type {PreflightResult} from '../steps/preflight.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
 export default class Preflight extends BaseCommand<typeof Preflight> {
   static override summary = 'Check the Proxmox host, Terraform and the SSH key before anything is created.'
-  static override description = `Checks, each reported as pass / warn / fail with the fix: the Proxmox VE version (8.4 or newer, 9.x recommended); the node's CPU and free memory against the three VMs and the design minimum (12 cores, 16 GB); free space on the VM storage against the disks; the image storage has the "import" content type (--enable-import adds it); the bridge exists; the VMIDs are free (or hold what autolabs made); no other VM's cloud-init uses the planned IPs; terraform >= 1.5 on PATH; the SSH public key exists.
+  static override description = `Checks, each reported as pass / warn / fail with the fix: the Proxmox VE version (8.4 or newer, 9.x recommended); the node's CPU and free memory against the three VMs and the design minimum (12 cores, 16 GB); free space on the VM storage against the disks; the image storage has the "import" content type (--enable-import adds it); the bridge exists; the VMIDs are free (or hold what autolabs made); no other VM's cloud-init uses the planned IPs; terraform >= 1.5 on PATH; the SSH public key exists; which way SSH will reach the VMs (direct, when a TCP probe to the VMs' network answers, or through the jump host — ssh.jumpHost, by default the Proxmox node) and that the jump host answers.
 
 Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECRET, --proxmox-token-secret-file, or .autolabs/secrets.yaml. Exits 1 when any check fails. init runs the same checks before it creates anything.`
 
@@ -32,6 +33,7 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
     'ssh-public-key': Flags.string({summary: 'Public key file installed on the VMs.', env: 'AUTOLABS_SSH_PUBLIC_KEY'}),
     'terraform-bin': Flags.string({summary: 'Terraform executable (default: terraform on PATH).', env: 'AUTOLABS_TERRAFORM_BIN'}),
     'enable-import': Flags.boolean({summary: 'Add the "import" content type to the image storage when it is missing.', env: 'AUTOLABS_ENABLE_IMPORT', default: false}),
+    'ssh-jump-host': sshJumpHostFlag,
   }
 
   public async run(): Promise<PreflightResult> {
@@ -74,7 +76,8 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
                 {interactive: true, yes: false},
               )
           : false)
-      result = await runPreflight({client, config, workspace: ws, terraformBin: f['terraform-bin'], enableImport})
+      const sshRoute = () => import('../ssh/route.js').then((r) => r.sshRouteCheck(config, {override: f['ssh-jump-host']}))
+      result = await runPreflight({client, config, workspace: ws, terraformBin: f['terraform-bin'], enableImport, sshRoute})
     } finally {
       await client?.close()
     }

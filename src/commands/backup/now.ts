@@ -3,6 +3,8 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import type {BackupEvent, BackupResult} from '../../backup/run.js'
 import {PARTS, type PartName} from '../../backup/manifest.js'
+import {canPrompt} from '../../prompts/ask.js'
+import {sshFlags, sshOptions} from '../../ssh/flags.js'
 import {findWorkspace} from '../../workspace/workspace.js'
 
 export default class BackupNow extends BaseCommand<typeof BackupNow> {
@@ -26,6 +28,7 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
     'keep-daily': Flags.integer({summary: 'Daily backups to keep (default: backup.keepDaily).', min: 0, env: 'AUTOLABS_BACKUP_KEEP_DAILY'}),
     'keep-weekly': Flags.integer({summary: 'Weekly backups to keep (default: backup.keepWeekly).', min: 0, env: 'AUTOLABS_BACKUP_KEEP_WEEKLY'}),
     'no-prune': Flags.boolean({summary: 'Do not apply retention this time.', env: 'AUTOLABS_BACKUP_NO_PRUNE', default: false}),
+    ...sshFlags,
   }
 
   public async run(): Promise<BackupResult> {
@@ -33,7 +36,12 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
     const ws = findWorkspace({dir: f.dir})
     const [{openDayTwo}, {runBackup}, {formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/run.js'), import('../../backup/list.js')])
     const parts = (f.only ?? []) as PartName[]
-    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: parts.length === 0 || parts.includes('snapshots')})
+    const ctx = await openDayTwo(ws, {
+      warn: (m) => this.warnUser(m),
+      withProxmox: parts.length === 0 || parts.includes('snapshots'),
+      // Snapshots alone need no SSH: then nothing is asked for.
+      ssh: parts.some((p) => p !== 'snapshots') || parts.length === 0 ? sshOptions(f, canPrompt() && !this.jsonEnabled()) : undefined,
+    })
     const progress = new Progress((line, final) => {
       if (this.jsonEnabled()) return
       if (process.stderr.isTTY && !final) process.stderr.write(`\r\u001B[K${line}`)
