@@ -1,8 +1,9 @@
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
+import {stringify} from 'yaml'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {UsageError, UserError} from '../../../src/errors.js'
@@ -11,6 +12,7 @@ import {JumpHost, JumpHostError} from '../../../src/ssh/jump.js'
 import {ReadinessError, waitForVmReady} from '../../../src/ssh/readiness.js'
 import {connectSsh, SshConnectError} from '../../../src/ssh/session.js'
 import {redact} from '../../../src/util/redact.js'
+import {BIN} from '../../support/cli.js'
 import {freePort} from '../../support/net.js'
 import {type Sshd, sshdAvailable, startSshd} from '../../support/sshd/sshd.js'
 
@@ -103,6 +105,34 @@ describe.skipIf(!avail.ok || !hasAgent)(`ssh-agent, passphrases and a jump host 
       const err = await resolveSshAuth({keyPath: lockedKey, env: {}, askPassphrase: async () => 'wrong again'}).catch((e: unknown) => e)
       expect((err as Error).message).toBe(`The passphrase for the SSH key ${lockedKey} was wrong three times.`)
     })
+  })
+
+  it.skipIf(!existsSync('/usr/bin/script'))('the CLI on a terminal asks once on a hidden prompt (stderr), typed after it appears, and never echoes it', async () => {
+    const ws = mkdtempSync(path.join(os.tmpdir(), 'autolabs-prompt-'))
+    writeFileSync(
+      path.join(ws, 'autolabs.yaml'),
+      stringify({
+        network: {subnet: '127.0.0.0/24', gateway: '127.0.0.1', adminCidrs: ['127.0.0.0/24'], vms: {gitlab: {ip: '127.0.0.2'}, database: {ip: '127.0.0.3'}, k8s: {ip: '127.0.0.4'}}},
+        ssh: {publicKeyFile: `${lockedKey}.pub`, privateKeyFile: lockedKey, user: 'debian', jumpHost: 'none'},
+      }),
+    )
+    const env: Record<string, string> = {PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', TERM: 'xterm'}
+    // script(1) gives the CLI a pseudo-terminal; the passphrase is typed once the prompt shows.
+    const child = spawn('script', ['-qfec', `node ${BIN} status --connect-timeout 1 --dir ${ws}`, '/dev/null'], {env})
+    let screen = ''
+    child.stdout.on('data', (d) => (screen += String(d)))
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)))
+    const until = Date.now() + 30_000
+    while (!screen.includes(`Passphrase for ${lockedKey}:`) && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
+    child.stdin.write(`${PASSPHRASE}\r`)
+    const code = await exited
+    rmSync(ws, {recursive: true, force: true})
+    // The prompt redraws its line per key typed; a wrong answer would ask again.
+    expect(screen, screen.slice(-1500)).toContain(`Passphrase for ${lockedKey}:`)
+    expect(screen).not.toContain('wrong, try again')
+    expect(screen).not.toContain(PASSPHRASE)
+    // Nothing listens for these "VMs": status answers, the key having been unlocked.
+    expect(code).toBe(3)
   })
 
   describe('ssh-agent', () => {
