@@ -4,6 +4,8 @@ import {BaseCommand} from '../base-command.js'
 import {loadConfig} from '../config/load.js'
 import type {DeployResult} from '../deploy/run.js'
 import {UserError} from '../errors.js'
+import {canPrompt} from '../prompts/ask.js'
+import {sshFlags, sshOptions} from '../ssh/flags.js'
 import {redact} from '../util/redact.js'
 import {loadSecrets} from '../workspace/secrets.js'
 import {findWorkspace} from '../workspace/workspace.js'
@@ -27,6 +29,7 @@ A failure on one VM does not stop the others; the summary names the failed step,
       multiple: true,
     }),
     force: Flags.boolean({summary: "Run every selected step's action even where its check says it is done.", env: 'AUTOLABS_FORCE', default: false}),
+    ...sshFlags,
   }
 
   public async run(): Promise<DeployResult> {
@@ -39,7 +42,7 @@ A failure on one VM does not stop the others; the summary names the failed step,
     }
     // SSH and the task list load only once the workspace is known to be valid.
     const {deploy, formatDeploySummary} = await import('../deploy/run.js')
-    const result = await deploy({ws, config, secrets, only: this.flags.only, force: this.flags.force, verbose: this.flags.verbose, quiet: this.jsonEnabled()})
+    const result = await deploy({ws, config, secrets, only: this.flags.only, force: this.flags.force, verbose: this.flags.verbose, quiet: this.jsonEnabled(), ssh: sshOptions(this.flags, canPrompt() && !this.jsonEnabled())})
     if (result.ok) this.info(formatDeploySummary(result))
     else {
       // Failures go to stderr even under --json (like every error), so a CI log shows them.

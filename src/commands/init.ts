@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand, terraformFlag} from '../base-command.js'
 import {canPrompt} from '../prompts/ask.js'
+import {sshFlags, sshOptions} from '../ssh/flags.js'
 import {formatPlan} from '../steps/plan-format.js'
 import {type InitResult, prepareWorkspace} from '../steps/init.js'
 import {findWorkspace} from '../workspace/workspace.js'
@@ -57,6 +58,7 @@ Running init again on an existing workspace updates it; generated secrets are ne
     'skip-deploy': Flags.boolean({summary: 'Stop after the VMs are created and ready; run the stages later with `autolabs deploy`.', env: 'AUTOLABS_SKIP_DEPLOY', default: false}),
     'k8s-memory': Flags.string({summary: 'k8s-vm memory, e.g. 8G–16G or MiB.', env: 'AUTOLABS_K8S_MEMORY', helpGroup: 'VMS'}),
     terraform: terraformFlag,
+    ...sshFlags,
   }
 
   public async run(): Promise<InitResult> {
@@ -103,6 +105,6 @@ Running init again on an existing workspace updates it; generated secrets are ne
     }
 
     const {runInit} = await import('../steps/init-run.js')
-    return runInit({ws, answers, ctx, log: (m) => this.info(m), warn: (m) => this.warnUser(m), json: this.jsonEnabled(), verbose: f.verbose, skipDeploy: f['skip-deploy'], rotateToken: f['rotate-token'], terraformBin: f.terraform})
+    return runInit({ws, answers, ctx, log: (m) => this.info(m), warn: (m) => this.warnUser(m), json: this.jsonEnabled(), verbose: f.verbose, skipDeploy: f['skip-deploy'], rotateToken: f['rotate-token'], ssh: sshOptions(f, ctx.interactive && !f.yes), terraformBin: f.terraform})
   }
 }

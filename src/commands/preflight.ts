@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand, terraformFlag} from '../base-command.js'
 import {ExitCode} from '../errors.js'
+import {sshJumpHostFlag} from '../ssh/flags.js'
 import type {PreflightResult} from '../steps/preflight.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
@@ -32,6 +33,7 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
     'ssh-public-key': Flags.string({summary: 'Public key file installed on the VMs.', env: 'AUTOLABS_SSH_PUBLIC_KEY'}),
     terraform: terraformFlag,
     'enable-import': Flags.boolean({summary: 'Add the "import" content type to the image storage when it is missing.', env: 'AUTOLABS_ENABLE_IMPORT', default: false}),
+    'ssh-jump-host': sshJumpHostFlag,
   }
 
   public async run(): Promise<PreflightResult> {
@@ -74,7 +76,8 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
                 {interactive: true, yes: false},
               )
           : false)
-      result = await runPreflight({client, config, workspace: ws, terraformBin: f.terraform, enableImport})
+      const sshRoute = () => import('../ssh/route.js').then((r) => r.sshRouteCheck(config, {override: f['ssh-jump-host']}))
+      result = await runPreflight({client, config, workspace: ws, terraformBin: f.terraform, enableImport, sshRoute})
     } finally {
       await client?.close()
     }

@@ -2,6 +2,8 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {UsageError} from '../errors.js'
+import {canPrompt} from '../prompts/ask.js'
+import {sshFlags, sshOptions} from '../ssh/flags.js'
 import type {StatusReport} from '../status/types.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
@@ -24,6 +26,7 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
     interval: Flags.integer({summary: 'Seconds between refreshes with --watch.', env: 'AUTOLABS_STATUS_INTERVAL', default: 5, min: 1, max: 3600}),
     'connect-timeout': Flags.integer({summary: 'Seconds to wait for SSH / the Proxmox API before calling a VM unreachable.', env: 'AUTOLABS_STATUS_CONNECT_TIMEOUT', default: 3, min: 1, max: 60}),
     timeout: Flags.integer({summary: 'Seconds any one check may take once connected.', env: 'AUTOLABS_STATUS_TIMEOUT', default: 8, min: 1, max: 300}),
+    ...sshFlags,
   }
 
   public async run(): Promise<StatusReport> {
@@ -36,7 +39,7 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
     const ws = findWorkspace({dir: f.dir})
     const [{openDayTwo}, {statusOnce}, {renderText}] = await Promise.all([import('../status/context.js'), import('../status/run.js'), import('../status/format.js')])
     const opts = {connectTimeoutMs: f['connect-timeout'] * 1000, checkTimeoutMs: f.timeout * 1000}
-    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), proxmoxTimeoutMs: opts.connectTimeoutMs + opts.checkTimeoutMs})
+    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), proxmoxTimeoutMs: opts.connectTimeoutMs + opts.checkTimeoutMs, ssh: {...sshOptions(f, canPrompt() && !this.jsonEnabled()), perVmErrors: true}})
     try {
       if (!f.watch) {
         const report = await statusOnce(ctx, opts)

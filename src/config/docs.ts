@@ -43,6 +43,8 @@ export const FIELD_DOCS: Record<string, string> = {
   'ssh.publicKeyFile': 'Public key installed on the VMs.',
   'ssh.privateKeyFile': 'Private key autolabs uses; null = publicKeyFile without .pub.',
   'ssh.user': "Login user; null = the image's cloud user (ubuntu / debian).",
+  'ssh.jumpHost': 'How SSH reaches the VMs: auto = direct when this machine reaches their network, else through the Proxmox node (root@node:22); none = always direct; user@host[:port] = always through that machine.',
+  'ssh.jumpHostFingerprint': "The jump host's SSH host key (SHA256:…), checked on first contact; null = trusted on first use and pinned in .autolabs/known_hosts.",
   cloudInit: 'How the VMs are first configured.',
   'cloudInit.mode': 'builtin (Proxmox cloud-init, API token only) or snippet (user-data snippet, needs root SSH to the node).',
   'cloudInit.snippetStorage': 'Storage with the snippets content type (snippet mode).',

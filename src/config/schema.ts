@@ -1,5 +1,6 @@
 import {z} from 'zod'
 
+import {parseJumpHost} from '../ssh/jump-spec.js'
 import {DEFAULT_BUCKETS, DEFAULT_NAMESPACES, DESIGN_SIZES, GUEST_OS, VERSIONS} from './catalog.js'
 
 /**
@@ -110,6 +111,19 @@ export const configSchema = z.strictObject({
       privateKeyFile: z.string().nullable().default(null),
       /** Login user on the VMs; default: the image's cloud user (ubuntu / debian). */
       user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name').nullable().default(null),
+      /** How SSH reaches the VMs: auto (direct if routed, else via the Proxmox node), none, or user@host[:port]. */
+      jumpHost: z
+        .string()
+        .refine((v) => v === 'auto' || v === 'none' || typeof parseJumpHost(v) !== 'string', {
+          message: 'must be auto, none, or user@host[:port] (e.g. root@pve.example.lan or admin@10.0.0.2:2222)',
+        })
+        .default('auto'),
+      /** The jump host's SSH host key (SHA256:…), checked on first contact; null = trust on first use. */
+      jumpHostFingerprint: z
+        .string()
+        .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an SSH host key fingerprint like SHA256:… (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)')
+        .nullable()
+        .default(null),
     })
     .prefault({}),
   cloudInit: z

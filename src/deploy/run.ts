@@ -7,6 +7,7 @@ import {Listr, ListrLogger, ProcessOutput, type ListrTask} from 'listr2'
 import type {Config, Role} from '../config/schema.js'
 import {loadGitlabTls} from '../config/tls.js'
 import {BugError, ExternalError, UserError} from '../errors.js'
+import {openSshAccess, type SshAccess, type SshAccessOptions} from '../ssh/access.js'
 import {connectSsh, type ConnectOptions, type SshSession, type SshTarget} from '../ssh/session.js'
 import {DEFAULT_STEP_TIMEOUT_MS, dependenciesOf} from '../steps/stages.js'
 import {redact, registerSecret} from '../util/redact.js'
@@ -65,6 +66,10 @@ export interface DeployOptions {
   connect?: (target: SshTarget, opts: ConnectOptions) => Promise<SshSession>
   /** Where the stage scripts are read from (tests). */
   scripts?: StageScripts
+  /** How to reach the VMs (passphrase file, jump host override, prompt allowed). */
+  ssh?: SshAccessOptions
+  /** Already settled by the caller (init's readiness wait); not closed here. */
+  access?: SshAccess
 }
 
 /** Where the scripts and the parameter file live on a VM (root-only). */
@@ -168,12 +173,19 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   const scripts = opts.scripts ?? readStageScripts()
   const ips = await vmAddresses(ws, config)
   const keyPath = privateKeyPath(config, ws)
-  try {
-    await readFile(keyPath)
-  } catch {
-    throw new UserError(`The SSH private key ${keyPath} cannot be read.`, {
-      suggestion: 'Set ssh.privateKeyFile in autolabs.yaml to the key whose public half the VMs have (ssh.publicKeyFile).',
-    })
+  // Credentials and route are settled before any task starts: a passphrase is asked (once)
+  // before the task list draws, and a missing one fails at once.
+  let access = opts.access
+  const ownAccess = !access && !opts.connect
+  if (ownAccess) access = await openSshAccess(config, ws, Object.values(ips), {log: (m) => process.stderr.write(`${m}\n`), ...opts.ssh})
+  else if (!access) {
+    try {
+      await readFile(keyPath)
+    } catch {
+      throw new UserError(`The SSH private key ${keyPath} cannot be read.`, {
+        suggestion: 'Set ssh.privateKeyFile in autolabs.yaml to the key whose public half the VMs have (ssh.publicKeyFile).',
+      })
+    }
   }
   const connect = opts.connect ?? connectSsh
   const state = await loadState(ws)
@@ -227,7 +239,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
               try {
                 c.session = await connect(
                   {name: c.vm.name, host: c.ip, user: sshUser(config), privateKeyPath: keyPath},
-                  {knownHostsFile: ws.knownHostsFile, logFile: ws.logFile(c.vm.name, 'ssh.log')},
+                  {knownHostsFile: ws.knownHostsFile, logFile: ws.logFile(c.vm.name, 'ssh.log'), ...access?.connectOptions},
                 )
                 await uploadAssets(c, scripts)
               } catch (error) {
@@ -380,6 +392,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
         await c.session?.close().catch(() => undefined)
       }),
     )
+    if (ownAccess) await access?.close()
   }
 
   for (const c of contexts) {

@@ -69,3 +69,9 @@ async function prompt<T>(q: Question<T>, fallback: T | undefined): Promise<T> {
     return (await inq.number({message: q.message, default: fallback as number, required: true, validate: (v) => (v === undefined ? 'required' : validate(v))}, opts)) as T
   return (await inq.input({message: q.message, default: fallback === undefined ? undefined : String(fallback), required: true, validate}, opts)) as T
 }
+
+/** A hidden one-line answer (a passphrase), on stderr like every prompt; never echoed. */
+export async function promptHidden(message: string): Promise<string> {
+  const inq = await import('@inquirer/prompts')
+  return inq.password({message, mask: false}, {output: process.stderr})
+}

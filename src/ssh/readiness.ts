@@ -1,7 +1,7 @@
 /**
  * Waits until freshly created VMs are really ready for the deployment stages, each VM
  * concurrently, every wait bounded and reported:
- *   1. TCP port 22 answers (backoff), 2. SSH login with the workspace key (host key recorded or
+ *   1. TCP port 22 answers (backoff; probed from the jump host when there is one), 2. SSH login with the workspace key (host key recorded or
  *   verified), 3. `cloud-init status --wait` (skipped with a note where cloud-init is not
  *   installed), 4. the dpkg/apt locks are free (first-boot unattended-upgrades).
  *
@@ -14,10 +14,11 @@
  *   "SSH not up after 5 min at 10.0.0.5:22: connection refused". With several VMs failing, the
  * error lists each. `waitForVmReady(target, opts)` does one VM (for one listr2 task per VM).
  */
-import net from 'node:net'
-
 import {ExitCode, UserError} from '../errors.js'
+import type {SshAuth} from './auth.js'
+import type {JumpHost} from './jump.js'
 import {HostKeyChangedError, HostKeyMismatchError, hostPattern} from './known-hosts.js'
+import {tcpProbe} from './route.js'
 import {connectSsh, formatDuration, SshConnectError, SshConnectionLostError, type SshSession, type SshTarget, SshTimeoutError} from './session.js'
 
 export type ReadinessPhase = 'tcp' | 'login' | 'cloud-init' | 'apt-lock'
@@ -42,6 +43,10 @@ export interface ReadinessOptions {
   /** Return the open sessions (in results) instead of closing them. */
   keepSessions?: boolean
   signal?: AbortSignal
+  /** Credentials resolved once for the run (src/ssh/auth.ts). */
+  auth?: SshAuth
+  /** Probe and connect through this jump host (src/ssh/jump.ts). */
+  jump?: JumpHost
 }
 
 export interface ReadyResult {
@@ -124,33 +129,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
-function tcpProbe(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const sock = net.connect({host, port})
-    const t = setTimeout(() => {
-      sock.destroy()
-      resolve('no answer (timed out)')
-    }, timeoutMs)
-    sock.once('connect', () => {
-      clearTimeout(t)
-      sock.destroy()
-      resolve(undefined)
-    })
-    sock.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(t)
-      resolve(
-        err.code === 'ECONNREFUSED'
-          ? 'connection refused'
-          : err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH'
-            ? 'host unreachable'
-            : err.code === 'ETIMEDOUT'
-              ? 'no answer (timed out)'
-              : err.message,
-      )
-    })
-  })
-}
-
 /** Waits for one VM; see the header. */
 export async function waitForVmReady(target: ReadinessTarget, opts: ReadinessOptions): Promise<ReadyResult> {
   const started = Date.now()
@@ -175,7 +153,7 @@ export async function waitForVmReady(target: ReadinessTarget, opts: ReadinessOpt
           target.name,
           'tcp',
           `SSH not up after ${formatDuration(sshTimeoutMs)} at ${where}: ${lastReason}`,
-          `Check in the Proxmox console that ${target.name} booted and has the address ${target.host}, and that this machine can reach it.`,
+          `Check in the Proxmox console that ${target.name} booted and has the address ${target.host}, and that ${opts.jump ? `the jump host ${opts.jump.label}` : 'this machine'} can reach it${opts.jump ? '' : ' (if the VMs\' network is private to the Proxmox host, set ssh.jumpHost)'}.`,
         )
       }
       throw new ReadinessError(
@@ -186,7 +164,7 @@ export async function waitForVmReady(target: ReadinessTarget, opts: ReadinessOpt
       )
     }
     phase = 'tcp'
-    const refused = await tcpProbe(target.host, port, Math.min(5000, left))
+    const refused = opts.jump ? await opts.jump.probe(target.host, port, Math.min(5000, left)) : await tcpProbe(target.host, port, Math.min(5000, left))
     if (refused) {
       lastReason = refused
       status(`waiting for SSH at ${where} (${refused})`)
@@ -199,6 +177,8 @@ export async function waitForVmReady(target: ReadinessTarget, opts: ReadinessOpt
           expectedFingerprint: target.expectedFingerprint,
           readyTimeoutMs: Math.max(2000, Math.min(20_000, sshDeadline - Date.now())),
           reconnect: {tries: 3, delayMs: 2000},
+          auth: opts.auth,
+          jump: opts.jump,
         })
         break
       } catch (error) {

@@ -26,13 +26,16 @@
  * - Connection lost during a command → SshConnectionLostError (the command's fate is unknown:
  *   steps must be idempotent). The next exec/upload reconnects by itself (bounded: `reconnect.tries`),
  *   verifying the host key again; `reconnect()` does it explicitly.
+ * - `auth` (src/ssh/auth.ts: ssh-agent first, then the key file, unlocked in memory) is resolved
+ *   once per run; without it the key file is read here and must be unencrypted. With `jump`
+ *   (src/ssh/jump.ts) the connection is tunnelled through the jump host, reconnects too.
  * - Connect failures are SshConnectError with `kind` ('refused' | 'timeout' | 'unreachable' | 'auth' |
  *   'closed' | 'other'); a changed host key is HostKeyChangedError (never retried). Only 'closed'
  *   (sshd dropped the connection before the login completed) is retried by connect itself (`handshake`).
  */
 import {createWriteStream, mkdirSync, readFileSync, type WriteStream} from 'node:fs'
 import path from 'node:path'
-import {Readable, type Writable} from 'node:stream'
+import {type Duplex, Readable, type Writable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
 
 import {NodeSSH} from 'node-ssh'
@@ -40,6 +43,8 @@ import ssh2, {type ClientChannel} from 'ssh2'
 
 import {ExternalError, UserError} from '../errors.js'
 import {redact} from '../util/redact.js'
+import {authMethods, describeRefusedAuth, PASSPHRASE_ENV, type SshAuth} from './auth.js'
+import {JumpHostError, type JumpHost} from './jump.js'
 import {checkHostKey, hostPattern, knownKeyTypes, type HostKeyCheck} from './known-hosts.js'
 
 // ssh2 is CommonJS: Node's ESM loader cannot see `utils` as a named export (the built CLI fails).
@@ -73,6 +78,10 @@ export interface ConnectOptions {
    * delayMs: 500}. Nothing else is retried here.
    */
   handshake?: {tries: number; delayMs: number}
+  /** Resolved credentials (agent, unlocked key); default: target.privateKeyPath, unencrypted. */
+  auth?: SshAuth
+  /** Tunnel through this jump host instead of connecting from this machine. */
+  jump?: JumpHost
 }
 
 export interface ExecOptions {
@@ -128,7 +137,7 @@ export type SshConnectFailure = 'refused' | 'timeout' | 'unreachable' | 'auth' |
 export class SshConnectError extends ExternalError {
   readonly kind: SshConnectFailure
   readonly reason: string
-  constructor(target: SshTarget, kind: SshConnectFailure, reason: string, cause?: unknown) {
+  constructor(target: SshTarget, kind: SshConnectFailure, reason: string, cause?: unknown, via?: string) {
     const where = `${target.user}@${hostPattern(target.host, target.port ?? 22)}`
     super(`Cannot connect to ${target.name} (${where}) over SSH: ${reason}`, {
       command: `ssh ${where}`,
@@ -138,7 +147,9 @@ export class SshConnectError extends ExternalError {
           ? `Check that ${target.name} has the public key of ${target.privateKeyPath} in ~${target.user}/.ssh/authorized_keys (cloud-init's ssh_authorized_keys).`
           : kind === 'closed'
             ? `sshd on ${target.name} accepted the connection and closed it: it may be restarting, or refusing this address (MaxStartups, /etc/hosts.deny, fail2ban). See \`journalctl -u ssh\` on ${target.name} (the Proxmox console works without SSH).`
-            : `Check that ${target.name} is running and that ${target.host} is reachable from this machine.`,
+            : via
+              ? `Check that ${target.name} is running and that the jump host ${via} reaches ${target.host} (\`ssh -J ${via} ${where}\`).`
+              : `Check that ${target.name} is running and that ${target.host} is reachable from this machine. If the VMs' network is private to the Proxmox host, set ssh.jumpHost in autolabs.yaml (auto uses the Proxmox node).`,
     })
     this.name = 'SshConnectError'
     this.kind = kind
@@ -310,14 +321,27 @@ class Session implements SshSession {
     const pinned = knownKeyTypes(this.opts.knownHostsFile, t.host, port)
     const serverHostKey =
       pinned.length === 0 ? HOST_KEY_ORDER : pinned.flatMap((k) => (k === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [k]))
-    const privateKey = readPrivateKey(t)
+    const auth = this.opts.auth
+    const credentials = auth ? {agent: auth.agent, authHandler: authMethods(auth, t.user) as never} : {privateKey: readPrivateKey(t)}
+    const via = this.opts.jump?.label
+    let sock: Duplex | undefined
+    if (this.opts.jump) {
+      try {
+        sock = await this.opts.jump.forward(t.host, port, this.opts.readyTimeoutMs ?? 20_000)
+      } catch (error) {
+        if (error instanceof UserError || error instanceof JumpHostError) throw error
+        const f = (error as {forward?: {kind: SshConnectFailure; reason: string}}).forward ?? {kind: 'other' as const, reason: (error as Error).message}
+        throw new SshConnectError(t, f.kind, `${f.reason} (through the jump host ${via})`, error, via)
+      }
+    }
     const ssh = new NodeSSH()
     try {
       await ssh.connect({
         host: t.host,
         port,
+        sock,
         username: t.user,
-        privateKey,
+        ...credentials,
         readyTimeout: this.opts.readyTimeoutMs ?? 20_000,
         keepaliveInterval: this.opts.keepaliveIntervalMs ?? 15_000,
         keepaliveCountMax: 4,
@@ -337,7 +361,8 @@ class Session implements SshSession {
       if (hostKeyError) throw hostKeyError
       if (error instanceof UserError) throw error
       const {kind, reason} = classify(error)
-      throw new SshConnectError(t, kind, kind === 'auth' ? `the key ${t.privateKeyPath} was not accepted for ${t.user}` : reason, error)
+      const refused = auth ? describeRefusedAuth(auth, t.user) : `the key ${t.privateKeyPath} was not accepted for ${t.user}`
+      throw new SshConnectError(t, kind, kind === 'auth' ? refused : via ? `${reason} (through the jump host ${via})` : reason, error, via)
     }
     if (!check) {
       ssh.dispose()
@@ -359,7 +384,7 @@ class Session implements SshSession {
       this.sessionLog.line(`# connection error: ${err.message}`)
     })
     this.sessionLog.line(
-      `# ${new Date().toISOString()} connected to ${t.user}@${hostPattern(t.host, port)} host key ${check.fingerprint}${check.firstContact ? ' (recorded now)' : ''}`,
+      `# ${new Date().toISOString()} connected to ${t.user}@${hostPattern(t.host, port)}${via ? ` through ${via}` : ''} host key ${check.fingerprint}${check.firstContact ? ' (recorded now)' : ''}`,
     )
   }
 
@@ -689,7 +714,9 @@ function readPrivateKey(t: SshTarget): string {
   const parsed = sshUtils.parseKey(text)
   if (parsed instanceof Error) {
     throw new UserError(`The SSH key ${t.privateKeyPath} cannot be used: ${parsed.message}.`, {
-      suggestion: 'Use an unencrypted OpenSSH private key (ed25519 recommended): `ssh-keygen -t ed25519 -N "" -f <file>`.',
+      suggestion: /encrypted|passphrase/i.test(parsed.message)
+        ? `Load it into ssh-agent (\`ssh-add ${t.privateKeyPath}\`), or give its passphrase in ${PASSPHRASE_ENV} or --ssh-passphrase-file.`
+        : 'Use an OpenSSH private key (ed25519 recommended): `ssh-keygen -t ed25519 -f <file>`.',
     })
   }
   return text

@@ -8,6 +8,7 @@ import {UserError} from '../errors.js'
 import type {AskContext} from '../prompts/ask.js'
 import type {ProxmoxAuth, ProxmoxClient} from '../proxmox/client.js'
 import type {TrustDecision} from '../proxmox/trust.js'
+import type {SshAccess, SshAccessOptions} from '../ssh/access.js'
 import {writeFileAtomic} from '../workspace/fs.js'
 import {saveSecrets, type Secrets} from '../workspace/secrets.js'
 import type {VmRecord} from '../workspace/state.js'
@@ -31,6 +32,8 @@ export interface RunInitOptions {
   rotateToken?: boolean
   /** --terraform: the Terraform or OpenTofu executable (default: resolveTerraformBin()). */
   terraformBin?: string
+  /** --ssh-passphrase-file, --ssh-jump-host. */
+  ssh?: SshAccessOptions
 }
 
 export interface LiveInitResult extends InitResult {
@@ -118,6 +121,7 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
       config,
       workspace: ws,
       terraformBin: tf.bin,
+      sshRoute: () => import('../ssh/route.js').then((r) => r.sshRouteCheck(config, {override: opts.ssh?.jumpHost ?? process.env.AUTOLABS_SSH_JUMP_HOST})),
       enableImport: ctx.yes
         ? true
         : canAsk
@@ -163,15 +167,24 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
 
     // 6. Ready for the stages: SSH up, cloud-init finished, apt free; host keys pinned
     //    (cross-checked through the guest agent where one answers).
-    const ready = await waitUntilReady(ws, cfg, client, prov.vms, log)
-
-    // 7. The deployment stages.
+    //    Credentials and route are settled once, for the wait and the stages.
+    const {openSshAccess} = await import('../ssh/access.js')
+    const addresses = ROLES.map((role) => prov.vms.find((v) => v.name === cfg.vms[role].name)?.ip ?? cfg.network.vms[role].ip)
+    const sshAccess = await openSshAccess(cfg, ws, addresses, {log, interactive: canAsk, ...opts.ssh})
     let deployResult: DeployResult | undefined
-    if (!opts.skipDeploy) {
-      const {deploy, formatDeploySummary} = await import('../deploy/run.js')
-      deployResult = await deploy({ws, config: cfg, secrets: current, verbose: opts.verbose, quiet: opts.json})
-      log(formatDeploySummary(deployResult))
-      if (!deployResult.ok) process.exitCode = 1
+    let ready
+    try {
+      ready = await waitUntilReady(ws, cfg, client, prov.vms, log, sshAccess)
+
+      // 7. The deployment stages.
+      if (!opts.skipDeploy) {
+        const {deploy, formatDeploySummary} = await import('../deploy/run.js')
+        deployResult = await deploy({ws, config: cfg, secrets: current, verbose: opts.verbose, quiet: opts.json, access: sshAccess})
+        log(formatDeploySummary(deployResult))
+        if (!deployResult.ok) process.exitCode = 1
+      }
+    } finally {
+      await sshAccess.close()
     }
     return {
       ...result,
@@ -187,7 +200,7 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
   }
 }
 
-async function waitUntilReady(ws: Workspace, config: Config, client: ProxmoxClient, vms: VmRecord[], log: (m: string) => void) {
+async function waitUntilReady(ws: Workspace, config: Config, client: ProxmoxClient, vms: VmRecord[], log: (m: string) => void, access: SshAccess) {
   const [{waitForReady}, {fingerprintOfPublicKey}] = await Promise.all([import('../ssh/readiness.js'), import('../ssh/known-hosts.js')])
   const d = derived(config)
   const byName = new Map(vms.map((v) => [v.name, v]))
@@ -200,10 +213,10 @@ async function waitUntilReady(ws: Workspace, config: Config, client: ProxmoxClie
         const pub = await client.agentFileRead(config.proxmox.node, vm.vmid, '/etc/ssh/ssh_host_ed25519_key.pub').catch(() => null)
         if (pub) expectedFingerprint = fingerprintOfPublicKey(pub.trim())
       }
-      return {name: config.vms[role].name, host, user: d.sshUser, privateKeyPath: d.sshPrivateKeyFile, expectedFingerprint}
+      return {name: config.vms[role].name, host, user: d.sshUser, privateKeyPath: access.auth.keyPath, expectedFingerprint}
     }),
   )
-  const results = await waitForReady(targets, {knownHostsFile: ws.knownHostsFile, onStatus: (vm, status) => log(`  ${vm}: ${status}`)})
+  const results = await waitForReady(targets, {knownHostsFile: ws.knownHostsFile, onStatus: (vm, status) => log(`  ${vm}: ${status}`), ...access.connectOptions})
   for (const r of results)
     log(`  ${r.name} ready after ${Math.round(r.waitedMs / 1000)} s; SSH host key ${r.fingerprint}${r.firstContact ? ' recorded' : ' verified'}`)
   return results.map((r) => ({name: r.name, host: r.host, fingerprint: r.fingerprint, firstContact: r.firstContact}))

@@ -41,6 +41,8 @@ export interface PreflightInput {
    * confirm), false/undefined → fail with the fix.
    */
   enableImport?: boolean | ((storage: string) => Promise<boolean>)
+  /** Which way SSH will reach the VMs and why (src/ssh/route.ts); omitted: not checked. */
+  sshRoute?: () => Promise<PreflightCheck>
 }
 
 const GiB = 1024 ** 3
@@ -65,6 +67,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
 
   add(await terraformCheck(resolveTerraformBin(input.terraformBin)))
   add(await sshKeyCheck(input.sshPublicKeyPath ?? derived(input.config).sshPublicKeyFile))
+  if (input.sshRoute) add(await input.sshRoute())
   const tls = gitlabTlsCheck(input.config, input.workspace?.root ?? process.cwd(), input.workspace?.configFile ?? 'autolabs.yaml')
   if (tls) add(tls)
   return {checks, ok: checks.every((c) => c.status !== 'fail')}

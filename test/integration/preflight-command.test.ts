@@ -77,7 +77,7 @@ describe('autolabs preflight', () => {
   it('runs the workstation checks and warns when no credentials are given', async () => {
     const r = await run(['--json'], {})
     const result = JSON.parse(r.stdout)
-    expect(result.checks.map((c: {id: string; status: string}) => `${c.id}:${c.status}`)).toEqual(['proxmox-connection:warn', 'terraform:pass', 'ssh-key:pass'])
+    expect(result.checks.map((c: {id: string; status: string}) => `${c.id}:${c.status}`)).toEqual(['proxmox-connection:warn', 'terraform:pass', 'ssh-key:pass', 'ssh-route:pass'])
     expect(r.exitCode).toBe(0)
   })
 

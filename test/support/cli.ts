@@ -19,7 +19,9 @@ export async function runCli(args: string[], opts: {env?: Record<string, string>
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AUTOLABS_') && v !== undefined) env[k] = v
   const r = await execa('node', [BIN, ...args], {
-    env: {...env, NO_COLOR: '1', ...opts.env},
+    // ssh.jumpHost "auto" probes the workspace's VM network: a test must never send traffic to
+    // 192.168.100.x, so the route is direct unless the test asks otherwise.
+    env: {...env, NO_COLOR: '1', AUTOLABS_SSH_JUMP_HOST: 'none', ...opts.env},
     extendEnv: false,
     cwd: opts.cwd ?? ROOT,
     reject: false,

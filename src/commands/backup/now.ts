@@ -6,6 +6,8 @@ import {PARTS, type PartName} from '../../backup/manifest.js'
 import type {PackedWorkspace} from '../../backup/parts.js'
 import type {Config} from '../../config/schema.js'
 import {UserError} from '../../errors.js'
+import {canPrompt} from '../../prompts/ask.js'
+import {sshFlags, sshOptions} from '../../ssh/flags.js'
 import type {EncryptKey} from '../../workspace/archive.js'
 import {findWorkspace, type Workspace} from '../../workspace/workspace.js'
 
@@ -33,6 +35,7 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
     'keep-weekly': Flags.integer({summary: 'Weekly backups to keep (default: backup.keepWeekly).', min: 0, env: 'AUTOLABS_BACKUP_KEEP_WEEKLY'}),
     'no-prune': Flags.boolean({summary: 'Do not apply retention this time.', env: 'AUTOLABS_BACKUP_NO_PRUNE', default: false}),
     'passphrase-file': Flags.string({summary: 'File whose first line is the passphrase of the workspace archive (when backup.recipients is empty).', env: 'AUTOLABS_BACKUP_PASSPHRASE_FILE'}),
+    ...sshFlags,
   }
 
   public async run(): Promise<BackupResult> {
@@ -40,7 +43,12 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
     const ws = findWorkspace({dir: f.dir})
     const [{openDayTwo}, {runBackup}, {formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/run.js'), import('../../backup/list.js')])
     const parts = (f.only ?? []) as PartName[]
-    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: parts.length === 0 || parts.includes('snapshots')})
+    const ctx = await openDayTwo(ws, {
+      warn: (m) => this.warnUser(m),
+      withProxmox: parts.length === 0 || parts.includes('snapshots'),
+      // Snapshots alone need no SSH: then nothing is asked for.
+      ssh: parts.some((p) => p !== 'snapshots') || parts.length === 0 ? sshOptions(f, canPrompt() && !this.jsonEnabled()) : undefined,
+    })
     // The archive's key is settled before any progress line: a prompt must not interleave with them.
     const packWorkspace = parts.length === 0 || parts.includes('workspace') ? await this.workspacePacker(ctx.ws, ctx.config, f['passphrase-file']) : undefined
     const progress = new Progress((line, final) => {
@@ -78,7 +86,7 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
 
   /** Packs the private state with the key from backup.recipients or a passphrase; a missing key fails the part only. */
   private async workspacePacker(ws: Workspace, config: Config, passphraseFile?: string): Promise<() => Promise<PackedWorkspace>> {
-    const [{encryptKey}, {describeKey, packArchive}, {canPrompt}] = await Promise.all([import('../../workspace/archive-key.js'), import('../../workspace/archive.js'), import('../../prompts/ask.js')])
+    const [{encryptKey}, {describeKey, packArchive}] = await Promise.all([import('../../workspace/archive-key.js'), import('../../workspace/archive.js')])
     let key: EncryptKey
     try {
       key = await encryptKey(config, {passphraseFile, interactive: canPrompt()})

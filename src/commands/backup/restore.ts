@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {UsageError} from '../../errors.js'
+import {sshFlags, sshOptions} from '../../ssh/flags.js'
 import {findWorkspace} from '../../workspace/workspace.js'
 
 type RestoreResult = {what: 'postgres' | 'etcd' | 'snapshot'; id: string; vm?: string; durationMs?: number; previousDataDir?: string}
@@ -23,6 +24,7 @@ Each asks for confirmation; without a terminal pass --yes. The backup's checksum
   }
   static override flags = {
     yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', env: 'AUTOLABS_YES', default: false}),
+    ...sshFlags,
   }
 
   public async run(): Promise<RestoreResult> {
@@ -33,7 +35,7 @@ Each asks for confirmation; without a terminal pass --yes. The backup's checksum
     if (what !== 'snapshot' && args.id) throw new UsageError(`backup restore ${what} takes only the backup id (got an extra "${args.id}").`)
     const ws = findWorkspace({dir: flags.dir})
     const [{openDayTwo}, restore, {canPrompt}] = await Promise.all([import('../../status/context.js'), import('../../backup/restore.js'), import('../../prompts/ask.js')])
-    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: what === 'snapshot'})
+    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: what === 'snapshot', ssh: what === 'snapshot' ? undefined : sshOptions(flags, canPrompt() && !this.jsonEnabled())})
     try {
       const vm = what === 'snapshot' ? ctx.vms.find((v) => v.name === args.target || v.role === args.target) : undefined
       if (what === 'snapshot' && !vm) throw new UsageError(`No VM "${args.target}": use one of ${ctx.vms.map((v) => v.name).join(', ')}.`)

@@ -2,6 +2,8 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import type {VerifyResult} from '../../backup/verify.js'
+import {canPrompt} from '../../prompts/ask.js'
+import {sshFlags, sshOptions} from '../../ssh/flags.js'
 import {findWorkspace} from '../../workspace/workspace.js'
 
 export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
@@ -11,13 +13,14 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   static override args = {id: Args.string({description: 'Backup id (see `autolabs backup list`).', required: true})}
   static override flags = {
     'checksums-only': Flags.boolean({summary: 'Skip the restore into a scratch cluster.', env: 'AUTOLABS_VERIFY_CHECKSUMS_ONLY', default: false}),
+    ...sshFlags,
   }
 
   public async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(BackupVerify)
     const ws = findWorkspace({dir: flags.dir})
     const [{openDayTwo}, {verifyBackup}] = await Promise.all([import('../../status/context.js'), import('../../backup/verify.js')])
-    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: false})
+    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: false, ssh: flags['checksums-only'] ? undefined : sshOptions(flags, canPrompt() && !this.jsonEnabled())})
     try {
       const r = await verifyBackup(ws.backupsDir, args.id, {connectDatabase: () => ctx.connect('database'), restoreCheck: !flags['checksums-only'], onProgress: (m) => this.info(m)})
       if (!this.jsonEnabled()) {
