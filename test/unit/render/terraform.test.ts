@@ -144,9 +144,12 @@ describe('the rendered HCL, parsed by a real HCL parser', async () => {
     }
     // Bounded per mode: the agent exists from first boot only in snippet mode.
     expect(parsed['main.tf'].locals[0].guest_agent_timeout).toBe('${var.cloud_init_mode == "snippet" ? "5m" : "15s"}')
-    expect(vms[0].depends_on).toBeUndefined()
-    expect(vms[1].depends_on).toEqual(['${proxmox_virtual_environment_vm.gitlab}'])
-    expect(vms[2].depends_on).toEqual(['${proxmox_virtual_environment_vm.database}'])
+    const snippet = '${proxmox_virtual_environment_file.user_data}'
+    expect(vms[0].depends_on).toEqual([snippet])
+    expect(vms[1].depends_on).toEqual(['${proxmox_virtual_environment_vm.gitlab}', snippet])
+    expect(vms[2].depends_on).toEqual(['${proxmox_virtual_environment_vm.database}', snippet])
+    // A new image rebuilds the template: the provider ignores import_from after creation.
+    expect(template.lifecycle[0].replace_triggered_by).toEqual(['${proxmox_download_file.cloud_image}'])
   })
 
   it('keeps the three VM files identical apart from the role (so a fix reaches all three)', () => {
