@@ -183,7 +183,7 @@ async function fileReplacementFlow(c: ProxmoxClient) {
   await c.storageContent('pve', 'local', 'snippets')
   await c.request('GET', '/storage/local')
   const dl = await c.request<string>('POST', '/nodes/pve/storage/local/download-url', {
-    url: 'https://cloud-images.ubuntu.com/jammy/20261120/jammy-server-cloudimg-amd64.img',
+    url: 'https://cloud-images.ubuntu.com/releases/jammy/release-20261120/ubuntu-22.04-server-cloudimg-amd64.img',
     content: 'import',
     filename: 'jammy-server-cloudimg-amd64.qcow2',
   })

@@ -125,7 +125,7 @@ describe('changes that would lose data', () => {
   it('a new image (dated URL + checksum) rebuilds the template from it and leaves the VMs alone', async () => {
     env = await setup()
     await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
-    const newer = 'https://cloud-images.ubuntu.com/jammy/20261201/jammy-server-cloudimg-amd64.img'
+    const newer = 'https://cloud-images.ubuntu.com/releases/jammy/release-20261201/ubuntu-22.04-server-cloudimg-amd64.img'
     const sum = 'd'.repeat(64)
     env.sim.state.downloads.set(newer, {size: 700 * 1024 * 1024, sha256: sum})
     const updated = configSchema.parse({...env.config, image: {...env.config.image, url: newer, checksum: sum}})
@@ -138,7 +138,7 @@ describe('changes that would lose data', () => {
     const posts = (p: string) => env!.sim.requests.filter((r) => r.method === 'POST' && r.path === `/api2/json/nodes/pve${p}`) as Array<{params: Record<string, string>}>
     expect(posts('/storage/local/download-url').map((r) => r.params.url)).toEqual([newer])
     // The template is created again, importing the freshly downloaded file.
-    expect(posts('/qemu').map((r) => r.params.scsi0)).toEqual([expect.stringContaining('import-from=local:import/')])
+    expect(posts('/qemu').map((r) => r.params.scsi0)).toEqual([expect.stringContaining('import-from=local:import/jammy-server-cloudimg-amd64-20261201.qcow2')])
     expect(env.sim.vm(9000).config.template).toBe('1')
     for (const vmid of [110, 120, 130]) expect(env.sim.state.vms.has(vmid)).toBe(true)
     expect(env.sim.requests.filter((r) => r.method === 'DELETE' && /qemu\/1[123]0/.test(r.path))).toEqual([])
