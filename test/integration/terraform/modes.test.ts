@@ -145,6 +145,29 @@ describe('changes that would lose data', () => {
   })
 })
 
+describe('clone.retries, as the pinned provider implements it', () => {
+  it('re-sends a clone request, never a clone task that failed: a lock timeout in the task fails the apply', async () => {
+    env = await setup()
+    env.sim.failNextTask({type: 'qmclone', message: "can't lock file '/var/lock/pve-manager/pve-storage-local-lvm' - got timeout"})
+    const err = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true}).catch((e: unknown) => e)
+    expect((err as Error).message).toBe('terraform apply failed (exit 1).')
+    const clones = env.sim.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/clone'))
+    // One request, although clone.retries is 3: the request succeeded, its task failed.
+    expect(clones).toHaveLength(1)
+    expect((err as {stderrTail: string}).stderrTail).toContain('got timeout')
+  })
+
+  it('is described that way in the configuration and the docs', async () => {
+    const {readTerraformAssets} = await import('../../../src/render/terraform.js')
+    const assets = Object.values(await readTerraformAssets()).join('\n')
+    const docs = await readFile(new URL('../../../docs/terraform.md', import.meta.url), 'utf8')
+    for (const text of [assets, docs]) {
+      expect(text).not.toMatch(/retries any failed clone|repeating any failed clone|The chain, plus clone\.retries, avoids that/)
+    }
+    expect(assets).toMatch(/never a clone TASK that\s+#?\s*failed/)
+  })
+})
+
 describe('the fake terraform evaluates the .tf files themselves', () => {
   it('so a wrong expression in a VM file reaches the VM (and these tests would catch it)', async () => {
     env = await setup()
