@@ -12,6 +12,6 @@ resource "proxmox_virtual_environment_file" "user_data" {
 
   source_raw {
     data      = file("${path.module}/cloud-init/${each.key}.user-data.yaml")
-    file_name = "${var.environment_name}-${each.value.name}-user-data.yaml"
+    file_name = local.snippet_file_names[each.key]
   }
 }

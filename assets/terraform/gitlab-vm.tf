@@ -7,6 +7,9 @@ resource "proxmox_virtual_environment_vm" "gitlab" {
   description = "gitlab-vm: GitLab CE, Container Registry and GitLab Runner. Managed by Terraform (autolabs, environment ${var.environment_name})."
   tags        = local.tags["gitlab"]
 
+  # The user-data snippet (snippet mode) must exist before the VM boots from it.
+  depends_on = [proxmox_virtual_environment_file.user_data]
+
   clone {
     vm_id   = proxmox_virtual_environment_vm.template.vm_id
     full    = true
@@ -21,6 +24,12 @@ resource "proxmox_virtual_environment_vm" "gitlab" {
   agent {
     enabled = true
     timeout = local.guest_agent_timeout
+
+    # autolabs takes the addresses from the variables, never from the agent: without this the
+    # provider waits for the agent's IP on every refresh (and warns until it is installed).
+    wait_for_ip {
+      disabled = true
+    }
   }
 
   # Stated again although the template has them: what a clone leaves out is compared with the

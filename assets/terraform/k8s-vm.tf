@@ -8,9 +8,11 @@ resource "proxmox_virtual_environment_vm" "k8s" {
   tags        = local.tags["k8s"]
 
   # One clone at a time: Proxmox clones a stopped template under a shared lock, but each full
-  # clone allocates on (and copies into) the same storage, whose lock then times out ("can't
-  # lock file ... got timeout"). The chain, plus clone.retries, avoids that.
-  depends_on = [proxmox_virtual_environment_vm.database]
+  # clone allocates on (and copies into) the same storage, whose lock then times out inside the
+  # clone task ("can't lock file ... got timeout"). clone.retries cannot help there: the provider
+  # re-sends a clone REQUEST that failed (HTTP 5xx, "got timeout"), never a clone TASK that
+  # failed. The chain avoids the contention. The snippet (snippet mode) must exist first.
+  depends_on = [proxmox_virtual_environment_vm.database, proxmox_virtual_environment_file.user_data]
 
   clone {
     vm_id   = proxmox_virtual_environment_vm.template.vm_id
@@ -26,6 +28,12 @@ resource "proxmox_virtual_environment_vm" "k8s" {
   agent {
     enabled = true
     timeout = local.guest_agent_timeout
+
+    # autolabs takes the addresses from the variables, never from the agent: without this the
+    # provider waits for the agent's IP on every refresh (and warns until it is installed).
+    wait_for_ip {
+      disabled = true
+    }
   }
 
   # Stated again although the template has them: what a clone leaves out is compared with the

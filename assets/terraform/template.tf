@@ -10,8 +10,8 @@ resource "proxmox_download_file" "cloud_image" {
   file_name          = var.image.file_name
   checksum           = var.image.checksum
   checksum_algorithm = var.image.checksum == null ? null : var.image.checksum_algorithm
-  # The image is pinned by its checksum; never silently replace it (and with it the
-  # template) because the publisher's "current" image changed size.
+  # The image is pinned by its dated URL and checksum; never replace it because the file's
+  # size on the server changed. A new image is a new url + checksum (`autolabs image update`).
   overwrite      = false
   upload_timeout = 1800
 }
@@ -26,6 +26,14 @@ resource "proxmox_virtual_environment_vm" "template" {
   template = true
   started  = false
   on_boot  = false
+
+  # The provider imports the disk only when it creates the VM ("import_from: changes after
+  # creation are ignored"): without this a new image would be downloaded and never used, and
+  # new VMs would still be cloned from the old disk. The VMs are full clones and reference the
+  # template only by its fixed VMID, so rebuilding the template leaves them as they are.
+  lifecycle {
+    replace_triggered_by = [proxmox_download_file.cloud_image]
+  }
 
   operating_system {
     type = "l26"
@@ -45,6 +53,10 @@ resource "proxmox_virtual_environment_vm" "template" {
   agent {
     enabled = true
     timeout = local.guest_agent_timeout
+
+    wait_for_ip {
+      disabled = true
+    }
   }
 
   scsi_hardware = "virtio-scsi-single"

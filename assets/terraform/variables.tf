@@ -235,7 +235,7 @@ variable "cloud_init_mode" {
 }
 
 variable "clone_retries" {
-  description = "Attempts the provider makes at each clone (bpg retries any failed clone, 10 s apart). Changing it replaces the VMs: every clone argument forces a new VM."
+  description = "Attempts the provider makes at sending each clone request (bpg re-sends a request that failed with HTTP 5xx or a lock timeout, never a clone task that failed). Changing it replaces the VMs: every clone argument forces a new VM."
   type        = number
   default     = 3
 

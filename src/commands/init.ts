@@ -55,6 +55,11 @@ Running init again on an existing workspace updates it; generated secrets are ne
     os: Flags.string({summary: 'Guest OS: ubuntu-22.04, ubuntu-24.04 or debian-12.', env: 'AUTOLABS_OS', helpGroup: 'VMS'}),
     'k8s-cores': Flags.integer({summary: 'k8s-vm cores (4–16).', env: 'AUTOLABS_K8S_CORES', helpGroup: 'VMS'}),
     'rotate-token': Flags.boolean({summary: "Re-create autolabs' Terraform API token when its secret is lost (the old secret stops working).", env: 'AUTOLABS_ROTATE_TOKEN', default: false}),
+    'allow-replace': Flags.boolean({
+      summary: 'Apply a Terraform plan that destroys or replaces a VM or the template (their disks are lost). --yes alone never does.',
+      env: 'AUTOLABS_ALLOW_REPLACE',
+      default: false,
+    }),
     'skip-deploy': Flags.boolean({summary: 'Stop after the VMs are created and ready; run the stages later with `autolabs deploy`.', env: 'AUTOLABS_SKIP_DEPLOY', default: false}),
     'k8s-memory': Flags.string({summary: 'k8s-vm memory, e.g. 8G–16G or MiB.', env: 'AUTOLABS_K8S_MEMORY', helpGroup: 'VMS'}),
     terraform: terraformFlag,
@@ -105,6 +110,6 @@ Running init again on an existing workspace updates it; generated secrets are ne
     }
 
     const {runInit} = await import('../steps/init-run.js')
-    return runInit({ws, answers, ctx, log: (m) => this.info(m), warn: (m) => this.warnUser(m), json: this.jsonEnabled(), verbose: f.verbose, skipDeploy: f['skip-deploy'], rotateToken: f['rotate-token'], ssh: sshOptions(f, ctx.interactive && !f.yes), terraformBin: f.terraform})
+    return runInit({ws, answers, ctx, log: (m) => this.info(m), warn: (m) => this.warnUser(m), json: this.jsonEnabled(), verbose: f.verbose, skipDeploy: f['skip-deploy'], rotateToken: f['rotate-token'], ssh: sshOptions(f, ctx.interactive && !f.yes), terraformBin: f.terraform, allowReplace: f['allow-replace']})
   }
 }

@@ -10,21 +10,42 @@ export type GuestOs = (typeof GUEST_OS)[number]
 export interface GuestImage {
   /** Human name shown in the wizard and plan. */
   title: string
-  /** Cloud image URL (downloaded by Proxmox itself, saved as .qcow2 in the import storage). */
+  /**
+   * The publisher's MOVING "current"/"latest" image: what the same URL downloads changes every
+   * few days, so it is never pinned (a pinned checksum would stop matching). Only used to
+   * recognise a workspace written before images were pinned by date.
+   */
   url: string
-  /** Where the publisher lists SHA-256 sums; `init` resolves the image's checksum from it. */
+  /** Its checksum list (moving too). */
   checksumUrl: string
-  /** File name in the storage: Proxmox's import content needs .qcow2/.raw/.vmdk. */
+  /** The directory whose listing holds one dated, immutable sub-directory per build. */
+  indexUrl: string
+  /** A dated build's directory name in that listing (group 1: the serial, e.g. 20261120 or 20261110-2293). */
+  serialDir: RegExp
+  /** A dated build's directory name. */
+  datedDir: (serial: string) => string
+  /** The image's file name inside a dated directory. */
+  datedFile: (serial: string) => string
+  /** The checksum list's name inside a dated directory. */
+  sumsFile: 'SHA256SUMS' | 'SHA512SUMS'
+  /** Name in the storage: Proxmox's import content needs .qcow2/.raw/.vmdk; the serial keeps builds apart. */
   fileName: string
   /** The cloud image's default login user (cloud-init `ciuser`). */
   defaultUser: string
 }
 
+// Ubuntu keeps every release build under releases/<codename>/release-<serial>/ (the jammy/<serial>
+// daily directories are pruned after weeks); Debian keeps every build under <codename>/<serial>/.
 export const IMAGES: Record<GuestOs, GuestImage> = {
   'ubuntu-22.04': {
     title: 'Ubuntu 22.04 LTS (Jammy)',
     url: 'https://cloud-images.ubuntu.com/jammy/current/jammy-server-cloudimg-amd64.img',
     checksumUrl: 'https://cloud-images.ubuntu.com/jammy/current/SHA256SUMS',
+    indexUrl: 'https://cloud-images.ubuntu.com/releases/jammy/',
+    serialDir: /^release-(\d{8}(?:\.\d+)?)$/,
+    datedDir: (serial) => `release-${serial}`,
+    datedFile: () => 'ubuntu-22.04-server-cloudimg-amd64.img',
+    sumsFile: 'SHA256SUMS',
     fileName: 'jammy-server-cloudimg-amd64.qcow2',
     defaultUser: 'ubuntu',
   },
@@ -32,6 +53,11 @@ export const IMAGES: Record<GuestOs, GuestImage> = {
     title: 'Ubuntu 24.04 LTS (Noble)',
     url: 'https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img',
     checksumUrl: 'https://cloud-images.ubuntu.com/noble/current/SHA256SUMS',
+    indexUrl: 'https://cloud-images.ubuntu.com/releases/noble/',
+    serialDir: /^release-(\d{8}(?:\.\d+)?)$/,
+    datedDir: (serial) => `release-${serial}`,
+    datedFile: () => 'ubuntu-24.04-server-cloudimg-amd64.img',
+    sumsFile: 'SHA256SUMS',
     fileName: 'noble-server-cloudimg-amd64.qcow2',
     defaultUser: 'ubuntu',
   },
@@ -39,9 +65,19 @@ export const IMAGES: Record<GuestOs, GuestImage> = {
     title: 'Debian 12 (Bookworm)',
     url: 'https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2',
     checksumUrl: 'https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS',
+    indexUrl: 'https://cloud.debian.org/images/cloud/bookworm/',
+    serialDir: /^(\d{8}-\d+)$/,
+    datedDir: (serial) => serial,
+    datedFile: (serial) => `debian-12-genericcloud-amd64-${serial}.qcow2`,
+    sumsFile: 'SHA512SUMS',
     fileName: 'debian-12-genericcloud-amd64.qcow2',
     defaultUser: 'debian',
   },
+}
+
+/** A URL whose content changes over time ("current", "latest", "release" links): never pinned. */
+export function isMovingImageUrl(url: string): boolean {
+  return /\/(current|latest|release)\//.test(new URL(url).pathname)
 }
 
 export const VERSIONS = {

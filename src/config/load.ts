@@ -71,8 +71,17 @@ export function derived(config: Config) {
     sshPrivateKeyFile: expandHome(config.ssh.privateKeyFile ?? pub.replace(/\.pub$/, '')),
     gitlabExternalUrl: config.services.gitlab.externalUrl ?? `http://${config.network.vms.gitlab.ip}`,
     imageUrl: config.image.url ?? IMAGES[config.image.os].url,
+    imageFileName: imageFileName(config.image.os, config.image.url),
     image: IMAGES[config.image.os],
   }
+}
+
+/** The image's name in the storage: the build's serial in it, so two builds never share a file. */
+export function imageFileName(os: Config['image']['os'], url: string | null): string {
+  const img = IMAGES[os]
+  const dir = url ? path.posix.basename(path.posix.dirname(new URL(url).pathname)) : ''
+  const serial = img.serialDir.exec(dir)?.[1]
+  return serial ? img.fileName.replace(/\.qcow2$/, `-${serial}.qcow2`) : img.fileName
 }
 
 /**

@@ -31,6 +31,44 @@ export const TERRAFORM_PRIVILEGES: ReadonlyArray<{priv: string; why: string; onl
   {priv: 'VM.GuestAgent.Audit', why: 'ask the guest agent for the VM IP addresses (PVE 9 replaced VM.Monitor)', only: 9},
 ]
 
+/**
+ * Granted only on the storages Terraform writes files to (`/storage/<id>`), never on `/`:
+ * `Datastore.Allocate` on `/` or `/storage` would let the token change or delete any storage's
+ * configuration (PUT/DELETE /storage/{storage} check `/storage`).
+ */
+export const STORAGE_PRIVILEGES: ReadonlyArray<{priv: string; why: string}> = [
+  {priv: 'Datastore.Allocate', why: 'delete a file Terraform replaces or destroys (the old cloud image, a snippet), and read the snippet storage (GET /storage/{storage}: its path for the upload)'},
+]
+
+/**
+ * The storages Terraform writes files to: the image storage (the downloaded cloud image, which
+ * `image update` and `destroy` delete again), and in snippet mode the snippet storage.
+ */
+export function terraformStorages(config: {proxmox: {imageStorage: string}; cloudInit: {mode: string; snippetStorage: string}}): string[] {
+  return [...new Set([config.proxmox.imageStorage, ...(config.cloudInit.mode === 'snippet' ? [config.cloudInit.snippetStorage] : [])])].sort()
+}
+
+/**
+ * The storage role: the Terraform privileges plus STORAGE_PRIVILEGES. In PVE an ACL entry on a
+ * deeper path REPLACES what the same user or token inherits from above (it does not add to it),
+ * so the entry on `/storage/<id>` must repeat everything the provider needs there.
+ */
+export function storageRolePrivileges(pveMajor: number): string[] {
+  return [...terraformPrivileges(pveMajor), ...STORAGE_PRIVILEGES.map((p) => p.priv)].sort()
+}
+
+/** Every ACL grant the Terraform token gets: path → privileges (most specific path wins). */
+export function terraformGrants(pveMajor: number, storages: string[]): Array<{path: string; privileges: string[]}> {
+  return [{path: '/', privileges: terraformPrivileges(pveMajor)}, ...storages.map((s) => ({path: `/storage/${s}`, privileges: storageRolePrivileges(pveMajor)}))]
+}
+
+/** The privileges the grants give on an ACL path, by PVE's rule (the most specific granted path applies). */
+export function privilegesOn(grants: Array<{path: string; privileges: string[]}>, aclPath: string): string[] {
+  const within = (g: string) => g === '/' || aclPath === g || aclPath.startsWith(`${g}/`)
+  const best = grants.filter((g) => within(g.path)).sort((a, b) => b.path.length - a.path.length)[0]
+  return best?.privileges ?? []
+}
+
 /** The exact privilege list for a PVE major version (8 or 9+). */
 export function terraformPrivileges(pveMajor: number): string[] {
   const major = pveMajor >= 9 ? 9 : 8
@@ -46,6 +84,8 @@ export interface TerraformAccessOptions {
   pveMajor: number
   /** The token exists but its secret is lost: delete and re-create it (a new secret). */
   rotateToken?: boolean
+  /** Storages Terraform writes files to (terraformStorages): they get the storage role. */
+  storages?: string[]
 }
 
 export interface TerraformAccess {
@@ -75,18 +115,7 @@ export async function ensureTerraformAccess(client: ProxmoxClient, opts: Terrafo
     changes.push(`created user ${userId}`)
   }
 
-  const existingRole = (await client.roles()).find((r) => r.roleid === role)
-  if (!existingRole) {
-    await client.createRole(role, privileges)
-    changes.push(`created role ${role} (${privileges.length} privileges)`)
-  } else if (existingRole.special) {
-    throw new UserError(`Role ${role} is a built-in Proxmox role and cannot hold autolabs' privilege list.`, {suggestion: 'Set proxmox.terraformRole in autolabs.yaml to another name.'})
-  } else if (!sameSet(existingRole.privs, privileges)) {
-    await client.setRolePrivileges(role, privileges)
-    const added = privileges.filter((p) => !existingRole.privs.includes(p))
-    const removed = existingRole.privs.filter((p) => !privileges.includes(p))
-    changes.push(`updated role ${role}${added.length ? ` +${added.join(' +')}` : ''}${removed.length ? ` -${removed.join(' -')}` : ''}`)
-  }
+  await ensureRole(client, role, privileges, changes)
 
   let secret: string | undefined
   const token = (await client.tokens(userId)).find((t) => t.tokenid === tokenName)
@@ -101,19 +130,41 @@ export async function ensureTerraformAccess(client: ProxmoxClient, opts: Terrafo
     warnings.push(`Token ${tokenId} has privilege separation off: it carries all rights of ${userId}. Rotate it (re-create) to turn separation on.`)
   }
 
+  const storages = opts.storages ?? []
+  const storageRole = `${role}Storage`
+  if (storages.length > 0) await ensureRole(client, storageRole, storageRolePrivileges(opts.pveMajor), changes)
+
   const acl = await client.acl()
-  const has = (type: string, ugid: string) => acl.some((e) => e.path === '/' && e.type === type && e.ugid === ugid && e.roleid === role && e.propagate)
   // Read after a rotation: deleting a token deletes its ACL entries too.
-  if (!has('user', userId)) {
-    await client.setAcl({path: '/', roles: [role], users: [userId], propagate: true})
-    changes.push(`granted ${role} on / to ${userId}`)
-  }
-  if (!has('token', tokenId)) {
-    await client.setAcl({path: '/', roles: [role], tokens: [tokenId], propagate: true})
-    changes.push(`granted ${role} on / to ${tokenId}`)
+  for (const {path, roleid} of [{path: '/', roleid: role}, ...storages.map((s) => ({path: `/storage/${s}`, roleid: storageRole}))]) {
+    const has = (type: string, ugid: string) => acl.some((e) => e.path === path && e.type === type && e.ugid === ugid && e.roleid === roleid && e.propagate)
+    if (!has('user', userId)) {
+      await client.setAcl({path, roles: [roleid], users: [userId], propagate: true})
+      changes.push(`granted ${roleid} on ${path} to ${userId}`)
+    }
+    if (!has('token', tokenId)) {
+      await client.setAcl({path, roles: [roleid], tokens: [tokenId], propagate: true})
+      changes.push(`granted ${roleid} on ${path} to ${tokenId}`)
+    }
   }
 
   return {userId, role, tokenId, secret, privileges, changes, warnings}
+}
+
+/** Create the role, or set its privileges back to exactly `privileges`. */
+async function ensureRole(client: ProxmoxClient, role: string, privileges: string[], changes: string[]): Promise<void> {
+  const existingRole = (await client.roles()).find((r) => r.roleid === role)
+  if (!existingRole) {
+    await client.createRole(role, privileges)
+    changes.push(`created role ${role} (${privileges.length} privileges)`)
+  } else if (existingRole.special) {
+    throw new UserError(`Role ${role} is a built-in Proxmox role and cannot hold autolabs' privilege list.`, {suggestion: 'Set proxmox.terraformRole in autolabs.yaml to another name.'})
+  } else if (!sameSet(existingRole.privs, privileges)) {
+    await client.setRolePrivileges(role, privileges)
+    const added = privileges.filter((p) => !existingRole.privs.includes(p))
+    const removed = existingRole.privs.filter((p) => !privileges.includes(p))
+    changes.push(`updated role ${role}${added.length ? ` +${added.join(' +')}` : ''}${removed.length ? ` -${removed.join(' -')}` : ''}`)
+  }
 }
 
 function sameSet(a: string[], b: string[]): boolean {

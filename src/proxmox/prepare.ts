@@ -1,6 +1,6 @@
 import type {Config} from '../config/schema.js'
 import {UserError} from '../errors.js'
-import {ensureTerraformAccess} from './access.js'
+import {ensureTerraformAccess, terraformStorages} from './access.js'
 import type {ProxmoxClient} from './client.js'
 
 export interface TerraformCredentials {
@@ -35,6 +35,7 @@ export async function prepareTerraformToken(
     tokenName,
     pveMajor: major,
     rotateToken: opts.rotateToken,
+    storages: terraformStorages(config),
   })
   const secret = access.secret ?? stored
   if (!secret)

@@ -1,6 +1,7 @@
 import {readdir, readFile} from 'node:fs/promises'
 import path from 'node:path'
 
+import {isMovingImageUrl} from '../config/catalog.js'
 import {derived, expandHome} from '../config/load.js'
 import {type Config, type Role, ROLES} from '../config/schema.js'
 import {UserError} from '../errors.js'
@@ -109,7 +110,7 @@ export function terraformVariables(config: Config, secrets: Secrets | undefined,
     environment_name: config.name,
     image: {
       url: d.imageUrl,
-      file_name: d.image.fileName,
+      file_name: d.imageFileName,
       checksum,
       checksum_algorithm: checksum && checksum.length === 128 ? 'sha512' : 'sha256',
     },
@@ -186,6 +187,12 @@ export function assertProvisionable(vars: TerraformVariables, config: Config): v
   if (!vars.image.checksum) {
     throw new UserError(`The cloud image has no checksum (image.checksum in autolabs.yaml): Proxmox would download ${vars.image.url} unverified.`, {
       suggestion: "Run `autolabs init` again (it pins the publisher's checksum), or set image.checksum to the image's SHA-256/SHA-512.",
+      exitCode: 2,
+    })
+  }
+  if (isMovingImageUrl(vars.image.url)) {
+    throw new UserError(`The cloud image URL ${vars.image.url} is the publisher's moving link: its file changes, the pinned checksum stops matching and the download fails on a new server.`, {
+      suggestion: 'Run `autolabs init` again: it pins the dated build with that checksum (image.url in autolabs.yaml).',
       exitCode: 2,
     })
   }

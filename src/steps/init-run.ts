@@ -13,7 +13,7 @@ import {writeFileAtomic} from '../workspace/fs.js'
 import {saveSecrets, type Secrets} from '../workspace/secrets.js'
 import type {VmRecord} from '../workspace/state.js'
 import type {Workspace} from '../workspace/workspace.js'
-import {resolveImageChecksum} from './image.js'
+import {pinImage} from './image.js'
 import {type DiscoveryPort, type InitAnswersFlags, type InitResult, prepareWorkspace} from './init.js'
 import type {PreflightCheck} from './preflight.js'
 import {workspaceFiles} from './render-workspace.js'
@@ -34,6 +34,8 @@ export interface RunInitOptions {
   terraformBin?: string
   /** --ssh-passphrase-file, --ssh-jump-host. */
   ssh?: SshAccessOptions
+  /** --allow-replace: apply a plan that destroys or replaces a VM or the template. */
+  allowReplace?: boolean
 }
 
 export interface LiveInitResult extends InitResult {
@@ -151,19 +153,34 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
       await saveSecrets(ws, current)
     }
 
-    // 4. Pin the cloud image's published checksum in autolabs.yaml.
+    // 4. Pin the cloud image for good: a dated build's immutable URL with its checksum.
     let cfg: Config = config
-    if (!config.image.checksum) {
-      const checksum = await resolveImageChecksum(config)
-      cfg = {...config, image: {...config.image, checksum}}
+    const pinning = await pinImage(config)
+    if (pinning.action !== 'kept') {
+      cfg = {...config, image: {...config.image, url: pinning.image.url, checksum: pinning.image.checksum}}
       await writeFileAtomic(ws.configFile, renderConfigYaml(cfg, await readFile(ws.configFile, 'utf8')), 0o644)
-      log(`Pinned the image checksum ${checksum.slice(0, 16)}… in autolabs.yaml.`)
+      log(
+        pinning.action === 'pinned'
+          ? `Pinned the image ${pinning.image.url} (build ${pinning.image.serial}, checksum ${pinning.image.checksum.slice(0, 16)}…) in autolabs.yaml.`
+          : `Migrated image.url from the publisher's moving link to the dated build with the same checksum: ${pinning.image.url}. The template is rebuilt from that identical image; the VMs are kept.`,
+      )
     }
     for (const f of await workspaceFiles(ws, cfg, current)) if (!f.onlyIfMissing) await writeFileAtomic(f.path, f.content, f.mode)
 
     // 5. Terraform: template and the three VMs.
     const {provisionWorkspace} = await import('./provision.js')
-    const prov = await provisionWorkspace({workspace: ws, config: cfg, secrets: current, yes: ctx.yes, interactive: canAsk, log, terraformBin: tf.bin})
+    const prov = await provisionWorkspace({
+      workspace: ws,
+      config: cfg,
+      secrets: current,
+      yes: ctx.yes,
+      allowReplace: opts.allowReplace,
+      // Same bytes, new URL: rebuilding the template from an identical image loses nothing.
+      rebuildTemplate: pinning.action === 'migrated',
+      interactive: canAsk,
+      log,
+      terraformBin: tf.bin,
+    })
 
     // 6. Ready for the stages: SSH up, cloud-init finished, apt free; host keys pinned
     //    (cross-checked through the guest agent where one answers).

@@ -3,6 +3,7 @@ import {access, readFile} from 'node:fs/promises'
 import {HOST_MINIMUM} from '../config/catalog.js'
 import {derived} from '../config/load.js'
 import {ROLES, type Config} from '../config/schema.js'
+import {compatibilityFindings, supportFindings} from '../config/support.js'
 import {loadGitlabTls} from '../config/tls.js'
 import {ConfigError, UserError} from '../errors.js'
 import type {ProxmoxClient} from '../proxmox/client.js'
@@ -43,6 +44,8 @@ export interface PreflightInput {
   enableImport?: boolean | ((storage: string) => Promise<boolean>)
   /** Which way SSH will reach the VMs and why (src/ssh/route.ts); omitted: not checked. */
   sshRoute?: () => Promise<PreflightCheck>
+  /** Today, for the end-of-support dates (tests pass a fixed clock). */
+  now?: Date
 }
 
 const GiB = 1024 ** 3
@@ -70,6 +73,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
   if (input.sshRoute) add(await input.sshRoute())
   const tls = gitlabTlsCheck(input.config, input.workspace?.root ?? process.cwd(), input.workspace?.configFile ?? 'autolabs.yaml')
   if (tls) add(tls)
+  add(versionSupportCheck(input.config, input.now ?? new Date()))
   return {checks, ok: checks.every((c) => c.status !== 'fail')}
 }
 
@@ -291,6 +295,24 @@ export async function sshKeyCheck(file: string): Promise<PreflightCheck> {
   return hasPrivate
     ? {id: 'ssh-key', title, status: 'pass', detail: `${file} (${line.split(' ')[0]})`}
     : {id: 'ssh-key', title, status: 'warn', detail: `${file} exists but its private key ${priv} does not`, fix: 'autolabs connects with the private key: set ssh.privateKeyFile in autolabs.yaml if it lives elsewhere (or an agent holds it).'}
+}
+
+/** The pinned versions against their upstream end of support (src/config/support.ts, docs/versions.md). */
+export function versionSupportCheck(config: Config, now: Date): PreflightCheck {
+  const id = 'version-support'
+  const title = 'Pinned versions'
+  const found = supportFindings(config, now).map(
+    (f) => `${f.path} ${f.version} ${f.state === 'ended' ? `is past its end of support (${f.endOfSupport})` : `reaches its end of support on ${f.endOfSupport} (in ${f.daysLeft} days)`}, per ${f.source}`,
+  )
+  found.push(...compatibilityFindings(config))
+  if (found.length === 0) return {id, title, status: 'pass', detail: 'every pinned version with a published end date is supported for more than 90 days'}
+  return {
+    id,
+    title,
+    status: 'warn',
+    detail: found.join('; '),
+    fix: `Move to a supported version in autolabs.yaml (the supported versions and their dates: docs/versions.md).`,
+  }
 }
 
 /** GitLab's HTTPS certificate (services.gitlab.tls), for an https externalUrl; null for http. */

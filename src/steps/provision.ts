@@ -12,6 +12,7 @@ import {updateState, type VmRecord} from '../workspace/state.js'
 import type {Workspace} from '../workspace/workspace.js'
 
 export const PLAN_FILE = 'autolabs.tfplan'
+const TEMPLATE_ADDRESS = 'proxmox_virtual_environment_vm.template'
 
 export type ProvisionEvent =
   | {type: 'phase'; phase: 'version' | 'init' | 'plan' | 'apply' | 'output'; message: string}
@@ -29,8 +30,13 @@ export interface ProvisionOptions {
   terraform: TerraformPort
   /** --yes: apply without asking. */
   yes: boolean
-  /** With --yes, also apply a plan that destroys or replaces a VM (its data is lost). */
-  allowDataLoss?: boolean
+  /**
+   * --allow-replace: apply a plan that destroys or replaces a VM or the template. Without it such
+   * a plan is refused, with --yes and at the prompt alike: one Enter must never cost a VM's disks.
+   */
+  allowReplace?: boolean
+  /** The template may be rebuilt (`autolabs image update`: that is the point); the VMs still need allowReplace. */
+  rebuildTemplate?: boolean
   /** Asks the user to accept the plan (a TTY prompt); absent without a terminal. */
   confirm?: (summary: PlanSummary, text: string) => Promise<boolean>
   onEvent?: (e: ProvisionEvent) => void
@@ -103,11 +109,12 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
 
     let applied = false
     if (plan.resources.length > 0) {
-      const atRisk = vmsAtRisk(plan)
-      if (atRisk.length > 0 && opts.yes && !opts.allowDataLoss) {
+      const atRisk = vmsAtRisk(plan).filter((r) => !(opts.rebuildTemplate && r.address === TEMPLATE_ADDRESS))
+      if (atRisk.length > 0 && !opts.allowReplace) {
         throw new UserError(`Not applied: the plan would destroy or replace ${atRisk.map((r) => r.name ?? r.address).join(', ')}, and with it the VM's disks.`, {
           suggestion:
-            'This usually follows a changed VMID, image or storage in autolabs.yaml. Undo that change, or run without --yes to review and confirm the plan, or use `autolabs destroy` to start over.',
+            'This follows a changed VMID, node, image or clone setting in autolabs.yaml (the plan above names each resource). Undo that change; or, to lose those disks on purpose, run again with --allow-replace (--yes alone is not enough); or use `autolabs destroy` to start over.',
+          exitCode: 2,
         })
       }
       if (!opts.yes) {
@@ -140,8 +147,10 @@ export interface ProvisionWorkspaceOptions {
   config: Config
   secrets?: Secrets
   yes: boolean
-  /** See ProvisionOptions.allowDataLoss. */
-  allowDataLoss?: boolean
+  /** See ProvisionOptions.allowReplace. */
+  allowReplace?: boolean
+  /** See ProvisionOptions.rebuildTemplate. */
+  rebuildTemplate?: boolean
   /** A terminal to ask on (and no --json). */
   interactive: boolean
   /** Chatter (stderr). */
@@ -174,7 +183,8 @@ export async function provisionWorkspace(opts: ProvisionWorkspaceOptions): Promi
       secrets: opts.secrets,
       terraform,
       yes: opts.yes,
-      allowDataLoss: opts.allowDataLoss,
+      allowReplace: opts.allowReplace,
+      rebuildTemplate: opts.rebuildTemplate,
       confirm: opts.interactive
         ? async () => {
             const {confirm} = await import('@inquirer/prompts')

@@ -92,15 +92,12 @@ export function stateResources(state: Json): StateResource[] {
 }
 
 /**
- * VMs the plan would destroy or replace (their disks and data go with them). A VM left
- * half-made by a failed apply (tainted) is not counted: replacing it is how a re-run resumes.
+ * VMs the plan would destroy or replace, the template among them (their disks and data go with
+ * them; every VM created later is cloned from the template). A VM left half-made by a failed
+ * apply (tainted) is not counted: replacing it is how a re-run resumes.
  */
 export function vmsAtRisk(s: PlanSummary): PlannedResource[] {
   return s.resources.filter(
-    (r) =>
-      (r.action === 'delete' || r.action === 'replace') &&
-      r.type === 'proxmox_virtual_environment_vm' &&
-      !r.address.endsWith('.template') &&
-      r.reason !== 'replace_because_tainted',
+    (r) => (r.action === 'delete' || r.action === 'replace') && r.type === 'proxmox_virtual_environment_vm' && r.reason !== 'replace_because_tainted',
   )
 }

@@ -51,6 +51,8 @@ async function preflight(run: Run = {}) {
   run.seed?.(sim)
   const config = configSchema.parse({
     ...run.config,
+    // Versions every add-on is tested with, checked on a day they are all supported.
+    services: {kubernetes: {version: '1.34'}, ...run.config?.services},
     proxmox: {url: sim.url, fingerprint: sim.fingerprint, node: 'pve', ...run.config?.proxmox},
     ssh: {publicKeyFile: pubKey, ...run.config?.ssh},
   })
@@ -58,7 +60,7 @@ async function preflight(run: Run = {}) {
   if (!run.noClient)
     client = await clientFor(sim, run.auth === 'bad' ? {auth: {type: 'token', tokenId: sim.adminTokenId, secret: '00000000-0000-4000-8000-000000000000'}, readAttempts: 1} : {})
   try {
-    const result = await runPreflight({client, config, terraformBin: run.terraformBin ?? fakeTerraform, sshPublicKeyPath: run.sshPublicKeyPath, enableImport: run.enableImport})
+    const result = await runPreflight({client, config, terraformBin: run.terraformBin ?? fakeTerraform, sshPublicKeyPath: run.sshPublicKeyPath, enableImport: run.enableImport, now: new Date('2026-06-01T00:00:00Z')})
     expect(sim.invalidRequests).toEqual([])
     const check = (id: string): PreflightCheck => {
       const c = result.checks.find((x) => x.id === id)
@@ -92,6 +94,7 @@ describe('preflight on a good host', () => {
       'ip-conflicts',
       'terraform',
       'ssh-key',
+      'version-support',
     ])
   })
 })

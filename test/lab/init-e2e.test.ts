@@ -40,7 +40,8 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
       stringify({
         name: 'e2e',
         proxmox: {url: sim.url, node: sim.node, tokenId: sim.adminTokenId},
-        image: {os: 'debian-12', checksum: 'ab'.repeat(64)},
+        // As init pins it: a dated (immutable) build with its checksum.
+        image: {os: 'debian-12', url: 'https://cloud.debian.org/images/cloud/bookworm/20261110-2293/debian-12-genericcloud-amd64-20261110-2293.qcow2', checksum: 'ab'.repeat(64)},
         network: {subnet: `10.99.${SUBNET}.0/24`, gateway: lab.gateway, vms: {gitlab: {ip: IP.gitlab}, database: {ip: IP.database}, k8s: {ip: IP.k8s}}},
         ssh: {publicKeyFile: `${lab.keyPath}.pub`, privateKeyFile: lab.keyPath, user: lab.machines[0].user},
         services: {kubernetes: {serviceCidr: '172.30.0.0/16'}},

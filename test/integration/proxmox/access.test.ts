@@ -1,7 +1,7 @@
 import {readFile} from 'node:fs/promises'
 import {afterEach, describe, expect, it} from 'vitest'
 
-import {ensureTerraformAccess, TERRAFORM_PRIVILEGES, terraformPrivileges} from '../../../src/proxmox/access.js'
+import {ensureTerraformAccess, storageRolePrivileges, TERRAFORM_PRIVILEGES, terraformPrivileges} from '../../../src/proxmox/access.js'
 import {ProxmoxClient} from '../../../src/proxmox/client.js'
 import {ProxmoxPermissionError} from '../../../src/proxmox/errors.js'
 import {clientFor} from '../../support/pve-sim/connect.js'
@@ -170,6 +170,57 @@ describe.each([
     await expect(tf.createUser('evil@pve')).rejects.toBeInstanceOf(ProxmoxPermissionError)
     await expect(tf.enableStorageContent('local', 'snippets')).rejects.toBeInstanceOf(ProxmoxPermissionError)
     await expect(tf.upsertBackupJob({id: 'x1', schedule: '02:00', storage: 'local', vmids: [110]})).rejects.toBeInstanceOf(ProxmoxPermissionError)
+  })
+})
+
+/**
+ * What the provider adds for snippets and file replacement (proxmoxtf/resource/file.go and
+ * fwprovider/nodes/resource_download_file.go at the pinned tag): fileCreate reads the snippet
+ * storage (GET /storage/{storage}, for its path) before the SSH upload; replacing or destroying
+ * the downloaded image, or a snippet, deletes the volume through the API.
+ */
+async function fileReplacementFlow(c: ProxmoxClient) {
+  await c.storageContent('pve', 'local', 'snippets')
+  await c.request('GET', '/storage/local')
+  const dl = await c.request<string>('POST', '/nodes/pve/storage/local/download-url', {
+    url: 'https://cloud-images.ubuntu.com/releases/jammy/release-20261120/ubuntu-22.04-server-cloudimg-amd64.img',
+    content: 'import',
+    filename: 'jammy-server-cloudimg-amd64.qcow2',
+  })
+  await c.waitForTask(dl)
+  await c.waitForTask(await c.request<string>('DELETE', `/nodes/pve/storage/local/content/${encodeURIComponent('local:import/jammy-server-cloudimg-amd64.qcow2')}`))
+}
+
+describe('the storages Terraform writes files to (snippet mode, image replacement)', () => {
+  it('without a grant on the storage the token cannot read the snippet storage: Datastore.Allocate', async () => {
+    const {sim, admin} = await setup('9.1')
+    sim.setStorage('local', {content: ['iso', 'vztmpl', 'backup', 'import', 'snippets']})
+    const access = await ensureTerraformAccess(admin, {pveMajor: 9})
+    const tf = await tokenClient(sim, access.tokenId, access.secret!)
+    const err = await fileReplacementFlow(tf).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ProxmoxPermissionError)
+    expect((err as ProxmoxPermissionError).privilege).toContain('Datastore.Allocate')
+  })
+
+  it.each([
+    ['9.1', 9],
+    ['8.4', 8],
+  ] as const)('on PVE %s the storage role on /storage/<id> lets it, and nothing more', async (version, major) => {
+    const {sim, admin} = await setup(version)
+    sim.setStorage('local', {content: ['iso', 'vztmpl', 'backup', 'import', 'snippets']})
+    const access = await ensureTerraformAccess(admin, {pveMajor: major, storages: ['local']})
+    expect(access.changes).toContain('granted AutolabsTerraformStorage on /storage/local to autolabs@pve!terraform')
+    expect([...sim.state.roles.get('AutolabsTerraformStorage')!.privs].sort()).toEqual(storageRolePrivileges(major))
+    const tf = await tokenClient(sim, access.tokenId, access.secret!)
+    await fileReplacementFlow(tf)
+    // The whole provider flow still works with the deeper ACL on the image storage.
+    await terraformLikeFlow(tf, major)
+    expect(sim.requests.filter((r) => r.auth === access.tokenId && r.status === 403)).toEqual([])
+    // Datastore.Allocate on /storage/local does not reach /storage: no configuration changes.
+    await expect(tf.enableStorageContent('local', 'rootdir')).rejects.toBeInstanceOf(ProxmoxPermissionError)
+    expect(await admin.permissions('/storage/local-lvm', 'autolabs@pve!terraform')).not.toContain('Datastore.Allocate')
+    // Idempotent.
+    expect((await ensureTerraformAccess(admin, {pveMajor: major, storages: ['local']})).changes).toEqual([])
   })
 })
 

@@ -16,6 +16,8 @@ import {KEY, secretsWith} from '../../unit/render/fixtures.js'
 
 /** The checksum the tests pin; the simulator verifies downloads it knows against it. */
 export const IMAGE_SHA256 = 'c0ffee'.padEnd(64, '0')
+/** A dated (immutable) Ubuntu build, as init pins it. */
+export const IMAGE_URL = 'https://cloud-images.ubuntu.com/releases/jammy/release-20261120/ubuntu-22.04-server-cloudimg-amd64.img'
 
 export const FAKE_TERRAFORM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../support/fake-terraform/terraform')
 
@@ -33,12 +35,12 @@ export async function setup(input: ConfigInput = {}, opts: {actualSha256?: strin
   const sim = await startPveSim({version: '9.1'})
   sim.setStorage('local', {content: ['iso', 'vztmpl', 'backup', 'import', 'snippets']})
   // What the publisher's image really hashes to, as Proxmox would compute it after the download.
-  sim.state.downloads.set('https://cloud-images.ubuntu.com/jammy/current/jammy-server-cloudimg-amd64.img', {size: 700 * 1024 * 1024, sha256: opts.actualSha256 ?? IMAGE_SHA256})
+  sim.state.downloads.set(IMAGE_URL, {size: 700 * 1024 * 1024, sha256: opts.actualSha256 ?? IMAGE_SHA256})
   const dir = await mkdtemp(path.join(os.tmpdir(), 'autolabs-tf-it-'))
   const ws = new Workspace(dir)
   const config = configSchema.parse({
     ...input,
-    image: {checksum: IMAGE_SHA256, ...input.image},
+    image: {url: IMAGE_URL, checksum: IMAGE_SHA256, ...input.image},
     proxmox: {url: sim.url, node: sim.node, tokenId: sim.adminTokenId, fingerprint: sim.fingerprint, ...input.proxmox},
   })
   const secrets = secretsWith({tokenSecret: sim.adminTokenSecret})

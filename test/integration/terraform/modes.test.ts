@@ -6,7 +6,8 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {configSchema} from '../../../src/config/schema.js'
 import {renderTerraform, writeTerraform} from '../../../src/render/terraform.js'
-import {provision} from '../../../src/steps/provision.js'
+import {provision, type ProvisionEvent} from '../../../src/steps/provision.js'
+import type {UserError} from '../../../src/errors.js'
 import {loadSecrets} from '../../../src/workspace/secrets.js'
 import {KEY} from '../../unit/render/fixtures.js'
 import {type Env, setup} from './helpers.js'
@@ -42,7 +43,7 @@ describe('cloud-init modes and changes after provisioning', () => {
     expect(snippet).toContain(KEY)
   })
 
-  it('does not hang on a guest agent that is not installed yet: a bounded wait, then a warning', async () => {
+  it('never waits for a guest agent that is not installed yet (agent.wait_for_ip disabled): no wait, no warning', async () => {
     env = await setup()
     // New VMs come up without a running agent (builtin mode installs it later).
     const vms = env.sim.state.vms
@@ -52,24 +53,17 @@ describe('cloud-init modes and changes after provisioning', () => {
       return set(k, v)
     }
     const events: string[] = []
-    const details: string[] = []
-    const result = await provision({
-      workspace: env.ws,
-      config: env.config,
-      terraform: env.terraform({FAKE_TF_AGENT_WAIT_MS: '500'}),
-      yes: true,
-      onEvent: (e) => {
-        if (e.type === 'terraform' && e.event.type === 'diagnostic') {
-          events.push(`${e.event.severity}: ${e.event.summary} @ ${e.event.address}`)
-          details.push(e.event.detail)
-        }
-      },
-    })
+    // The fake would wait this long per VM if the configuration asked it to look for the IP.
+    const terraform = env.terraform({FAKE_TF_AGENT_WAIT_MS: '20000'})
+    const onEvent = (e: ProvisionEvent) => {
+      if (e.type === 'terraform' && e.event.type === 'diagnostic') events.push(`${e.event.severity}: ${e.event.summary}`)
+    }
+    const result = await provision({workspace: env.ws, config: env.config, terraform, yes: true, onEvent})
     expect(result.applied).toBe(true)
-    expect(events).toEqual(['gitlab', 'database', 'k8s'].map((r) => `warning: error waiting for network interfaces from QEMU agent @ proxmox_virtual_environment_vm.${r}`))
-    // Each wait ended at its bound, as the provider reports it.
-    expect(details).toHaveLength(3)
-    for (const d of details) expect(d).toMatch(/timeout after 500 ms/)
+    // A second plan refreshes the started VMs: still no wait for (and no warning about) the agent.
+    const again = await provision({workspace: env.ws, config: env.config, terraform, yes: true, onEvent})
+    expect(again.applied).toBe(false)
+    expect(events).toEqual([])
   })
 
   it('a changed size in autolabs.yaml is an in-place update of that VM only', async () => {
@@ -87,19 +81,90 @@ describe('cloud-init modes and changes after provisioning', () => {
 })
 
 describe('changes that would lose data', () => {
-  it('refuses under --yes a plan that replaces a VM (a changed VMID), and applies it only when allowed', async () => {
+  it('refuses a plan that replaces a VM (a changed VMID) with --yes AND at the prompt, and applies it only with --allow-replace', async () => {
     env = await setup()
     await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
     const moved = configSchema.parse({...env.config, vms: {...env.config.vms, database: {...env.config.vms.database, vmid: 125}}})
     await writeTerraform(env.ws.terraformDir, await renderTerraform(moved, await loadSecrets(env.ws), {sshPublicKeys: [KEY]}))
     const err = await provision({workspace: env.ws, config: moved, terraform: env.terraform(), yes: true}).catch((e: unknown) => e)
     expect((err as Error).message).toBe("Not applied: the plan would destroy or replace database-vm, and with it the VM's disks.")
+    expect((err as UserError).suggestion).toContain('--allow-replace')
+    expect((err as UserError).exitCode).toBe(2)
+    // A terminal user pressing Enter at "Apply this plan?" is not an explicit confirmation either.
+    let asked = false
+    const confirm = async () => (asked = true)
+    const prompted = await provision({workspace: env.ws, config: moved, terraform: env.terraform(), yes: false, confirm}).catch((e: unknown) => e)
+    expect((prompted as Error).message).toMatch(/^Not applied: the plan would destroy or replace database-vm/)
+    expect(asked).toBe(false)
     expect(env.sim.state.vms.has(120)).toBe(true)
 
-    const done = await provision({workspace: env.ws, config: moved, terraform: env.terraform(), yes: true, allowDataLoss: true})
+    const done = await provision({workspace: env.ws, config: moved, terraform: env.terraform(), yes: true, allowReplace: true})
     expect(done.plan.resources.map((r) => `${r.action} ${r.address}`)).toContain('replace proxmox_virtual_environment_vm.database')
     expect(env.sim.state.vms.has(120)).toBe(false)
     expect(env.sim.vm(125).config.name).toBe('database-vm')
+  })
+
+  it('snippet mode: a changed user-data snippet (a new apt proxy) replaces the snippets, never the VMs', async () => {
+    env = await setup({cloudInit: {mode: 'snippet'}, network: {aptProxy: 'http://192.168.100.5:3142'}})
+    const node = await mkdtemp(path.join(os.tmpdir(), 'autolabs-node-snippets-'))
+    dirs.push(node)
+    const terraform = env.terraform({FAKE_TF_NODE_SNIPPETS_DIR: node})
+    await provision({workspace: env.ws, config: env.config, terraform, yes: true})
+    const changed = configSchema.parse({...env.config, network: {...env.config.network, aptProxy: 'http://192.168.100.6:3142'}})
+    await writeTerraform(env.ws.terraformDir, await renderTerraform(changed, await loadSecrets(env.ws), {sshPublicKeys: [KEY]}))
+    const again = await provision({workspace: env.ws, config: changed, terraform, yes: true})
+    expect(again.plan.resources.map((r) => `${r.action} ${r.address}`)).toEqual([
+      'replace proxmox_virtual_environment_file.user_data["database"]',
+      'replace proxmox_virtual_environment_file.user_data["gitlab"]',
+      'replace proxmox_virtual_environment_file.user_data["k8s"]',
+    ])
+    expect(env.sim.vm(120).config.cicustom).toBe('user=local:snippets/autolabs-database-vm-user-data.yaml')
+    expect(await readFile(path.join(node, 'autolabs-database-vm-user-data.yaml'), 'utf8')).toContain('proxy: "http://192.168.100.6:3142"')
+  })
+
+  it('a new image (dated URL + checksum) rebuilds the template from it and leaves the VMs alone', async () => {
+    env = await setup()
+    await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
+    const newer = 'https://cloud-images.ubuntu.com/releases/jammy/release-20261201/ubuntu-22.04-server-cloudimg-amd64.img'
+    const sum = 'd'.repeat(64)
+    env.sim.state.downloads.set(newer, {size: 700 * 1024 * 1024, sha256: sum})
+    const updated = configSchema.parse({...env.config, image: {...env.config.image, url: newer, checksum: sum}})
+    await writeTerraform(env.ws.terraformDir, await renderTerraform(updated, await loadSecrets(env.ws), {sshPublicKeys: [KEY]}))
+    env.sim.clearRequests()
+    // Rebuilding the template is a replacement like any other: refused unless meant.
+    await expect(provision({workspace: env.ws, config: updated, terraform: env.terraform(), yes: true})).rejects.toThrow(/^Not applied: the plan would destroy or replace [\w-]*template,/)
+    const done = await provision({workspace: env.ws, config: updated, terraform: env.terraform(), yes: true, rebuildTemplate: true})
+    expect(done.plan.resources.map((r) => `${r.action} ${r.address}`)).toEqual(['replace proxmox_download_file.cloud_image', 'replace proxmox_virtual_environment_vm.template'])
+    const posts = (p: string) => env!.sim.requests.filter((r) => r.method === 'POST' && r.path === `/api2/json/nodes/pve${p}`) as Array<{params: Record<string, string>}>
+    expect(posts('/storage/local/download-url').map((r) => r.params.url)).toEqual([newer])
+    // The template is created again, importing the freshly downloaded file.
+    expect(posts('/qemu').map((r) => r.params.scsi0)).toEqual([expect.stringContaining('import-from=local:import/jammy-server-cloudimg-amd64-20261201.qcow2')])
+    expect(env.sim.vm(9000).config.template).toBe('1')
+    for (const vmid of [110, 120, 130]) expect(env.sim.state.vms.has(vmid)).toBe(true)
+    expect(env.sim.requests.filter((r) => r.method === 'DELETE' && /qemu\/1[123]0/.test(r.path))).toEqual([])
+  })
+})
+
+describe('clone.retries, as the pinned provider implements it', () => {
+  it('re-sends a clone request, never a clone task that failed: a lock timeout in the task fails the apply', async () => {
+    env = await setup()
+    env.sim.failNextTask({type: 'qmclone', message: "can't lock file '/var/lock/pve-manager/pve-storage-local-lvm' - got timeout"})
+    const err = await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true}).catch((e: unknown) => e)
+    expect((err as Error).message).toBe('terraform apply failed (exit 1).')
+    const clones = env.sim.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/clone'))
+    // One request, although clone.retries is 3: the request succeeded, its task failed.
+    expect(clones).toHaveLength(1)
+    expect((err as {stderrTail: string}).stderrTail).toContain('got timeout')
+  })
+
+  it('is described that way in the configuration and the docs', async () => {
+    const {readTerraformAssets} = await import('../../../src/render/terraform.js')
+    const assets = Object.values(await readTerraformAssets()).join('\n')
+    const docs = await readFile(new URL('../../../docs/terraform.md', import.meta.url), 'utf8')
+    for (const text of [assets, docs]) {
+      expect(text).not.toMatch(/retries any failed clone|repeating any failed clone|The chain, plus clone\.retries, avoids that/)
+    }
+    expect(assets).toMatch(/never a clone TASK that\s+#?\s*failed/)
   })
 })
 

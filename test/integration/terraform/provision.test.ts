@@ -57,7 +57,7 @@ describe('provision with the fake terraform against the Proxmox simulator', () =
     expect(template.config.scsi0).toMatch(/^local-lvm:base-9000-disk-0,/)
     // The hardware template.tf states (OS type, controller, serial console), as the provider sends it.
     expect([template.config.ostype, template.config.scsihw, template.config.serial0, template.config.vga]).toEqual(['l26', 'virtio-scsi-single', 'socket', 'serial0'])
-    expect([...sim.state.volumes.keys()]).toContain('local:import/jammy-server-cloudimg-amd64.qcow2')
+    expect([...sim.state.volumes.keys()]).toContain('local:import/jammy-server-cloudimg-amd64-20261120.qcow2')
 
     // Each VM carries the values from autolabs.yaml's defaults (the design table).
     const expected = {gitlab: [110, 4, 8192, 100, '192.168.100.10'], database: [120, 4, 8192, 200, '192.168.100.20'], k8s: [130, 4, 8192, 200, '192.168.100.30']} as const

@@ -1,30 +1,40 @@
 // The part of the bpg/proxmox provider schema that assets/terraform uses, transcribed from the
-// provider's source: the provider cannot be downloaded on the test machines, so neither
-// `terraform validate` nor a real plan ever holds the .tf files against it. Two checks use it:
-// the unit test (test/unit/render) walks the raw HCL (names, literal values, required
-// arguments), and the fake terraform refuses a plan whose EVALUATED values break it (enums,
-// duration syntax, AlsoRequires, documented conflicts) in every mode the integration tests run.
+// provider's source at the exact release that providers.tf selects: the provider cannot be
+// downloaded on the test machines, so neither `terraform validate` nor a real plan ever holds
+// the .tf files against it. Two checks use it: the unit test (test/unit/render) walks the raw
+// HCL (names, literal values, required arguments), and the fake terraform refuses a plan whose
+// EVALUATED values break it (enums, duration syntax, AlsoRequires) and decides from `forceNew`
+// which changes replace a resource, in every mode the integration tests run.
 //
-// Source: github.com/bpg/terraform-provider-proxmox, read in the stored code index (the newest
-// version of each file found there; commit prefixes):
-//   provider + ssh{}             fwprovider/provider.go @ abe7fbdd
-//   proxmox_download_file        fwprovider/nodes/resource_download_file.go @ 4ec9b4aa (schema);
-//                                fwprovider/nodes/resource_download_file_short.go (ADR-007 short name)
-//   proxmox_virtual_environment_file  proxmoxtf/resource/file.go @ 493ad1c1
-//   proxmox_virtual_environment_vm    proxmoxtf/resource/vm/vm.go @ 5cc29c4c (top level, agent, clone,
-//                                cpu, initialization, memory); proxmoxtf/resource/vm/disk/schema.go
-//                                (the version with import_from); docs/resources/virtual_environment_vm.md
-//                                @ b46d5d38 (enums of scsi_hardware, operating_system, vga, network model)
-// Only what a check needs is modelled. A block this table does not know is an error: extend the
-// table from the provider source (and say where from) rather than loosening a check.
+// Source: github.com/bpg/terraform-provider-proxmox at tag PINNED.tag (commit PINNED.commit),
+// read with `git show <tag>:<path>`:
+//   provider + ssh{}                  fwprovider/provider.go (ssh.node_address_source: OneOf api, dns)
+//   proxmox_download_file             fwprovider/nodes/resource_download_file.go (schema, RequiresReplace);
+//                                     fwprovider/nodes/resource_download_file_short.go (the short name)
+//   proxmox_virtual_environment_file  proxmoxtf/resource/file.go (File(): ForceNew, upload_mode OneOf sftp, stream)
+//   proxmox_virtual_environment_vm    proxmoxtf/resource/vm/vm.go (top level, agent + wait_for_ip, clone,
+//                                     cpu, initialization, memory, CustomizeDiff ForceNewIf vm_id/node_name);
+//                                     proxmoxtf/resource/vm/disk/schema.go (discard has no validator;
+//                                     import_from "Only used during initial creation; changes after creation
+//                                     are ignored", ForceNew false; file_id ForceNew); vm/network/schema.go
+//                                     (mac_addresses Optional+Computed; ipv4/ipv6_addresses Computed);
+//                                     vm/validators.go (scsi_hardware, operating_system, vga, agent type enums)
+// Blocks the configuration does not use are listed by name only (OPAQUE): using one is an error
+// until its body is transcribed. Extend the table from the source at the pinned tag (and bump
+// PINNED when providers.tf moves) rather than loosening a check.
+
+/** The release this table was read from; test/unit/render/provider-schema.test.ts holds providers.tf to it. */
+export const PINNED = {tag: 'v0.111.1', commit: 'b22fe919fc34476b232191b69c8907f0c1aa5bea'}
 
 /** Terraform meta-arguments, valid in every resource. */
 export const META_ARGUMENTS = ['count', 'for_each', 'depends_on', 'provider', 'lifecycle', 'provisioner', 'connection']
 
-// A Go duration as time.ParseDuration reads it (agent.timeout).
+// A Go duration as time.ParseDuration reads it (agent.timeout: TimeoutValidator).
 const GO_DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/
 
 const ip = {attributes: ['address', 'gateway']}
+/** A block that exists in the provider but whose body is not transcribed (not used by autolabs). */
+const OPAQUE = {attributes: [], opaque: true}
 
 /**
  * @typedef {object} BlockSchema
@@ -36,6 +46,8 @@ const ip = {attributes: ['address', 'gateway']}
  * @property {Record<string, RegExp>} [patterns]  what a string argument must match
  * @property {Array<[string, string]>} [alsoRequires]  [a, b]: a set requires b set
  * @property {Array<[string, string]>} [conflicts]  arguments/blocks that exclude each other
+ * @property {string[]} [forceNew]  dotted paths whose change replaces the resource (ForceNew / RequiresReplace)
+ * @property {boolean} [opaque]  body not transcribed
  */
 
 /** @type {BlockSchema} */
@@ -47,7 +59,8 @@ export const PROVIDER = {
   enums: {min_tls: ['1.0', '1.1', '1.2', '1.3']},
   blocks: {
     ssh: {
-      attributes: ['agent', 'agent_socket', 'agent_forwarding', 'password', 'private_key', 'socks5_password', 'socks5_server', 'socks5_username', 'username'],
+      attributes: ['agent', 'agent_socket', 'agent_forwarding', 'node_address_source', 'password', 'private_key', 'socks5_password', 'socks5_server', 'socks5_username', 'username'],
+      enums: {node_address_source: ['api', 'dns']},
       blocks: {node: {attributes: ['address', 'name', 'port'], required: ['address', 'name']}},
     },
   },
@@ -69,35 +82,43 @@ export const RESOURCES = {
     },
     patterns: {url: /^https?:\/\//},
     alsoRequires: [['checksum', 'checksum_algorithm'], ['checksum_algorithm', 'checksum']],
+    forceNew: ['checksum', 'checksum_algorithm', 'content_type', 'datastore_id', 'decompression_algorithm', 'file_name', 'node_name', 'url'],
   },
 
   proxmox_virtual_environment_file: {
-    attributes: ['content_type', 'datastore_id', 'file_mode', 'node_name', 'overwrite', 'timeout_upload'],
+    attributes: ['content_type', 'datastore_id', 'file_mode', 'node_name', 'overwrite', 'timeout_upload', 'upload_mode'],
     required: ['datastore_id', 'node_name'],
     computed: ['file_modification_date', 'file_name', 'file_size', 'file_tag', 'id'],
-    enums: {content_type: ['backup', 'iso', 'import', 'snippets', 'vztmpl']},
+    enums: {content_type: ['backup', 'iso', 'import', 'snippets', 'vztmpl'], upload_mode: ['sftp', 'stream']},
     blocks: {
       source_file: {attributes: ['path', 'changed', 'checksum', 'file_name', 'insecure', 'min_tls'], required: ['path']},
       source_raw: {attributes: ['data', 'file_name', 'resize'], required: ['data', 'file_name']},
     },
     conflicts: [['source_file', 'source_raw']],
+    forceNew: ['content_type', 'datastore_id', 'file_mode', 'node_name', 'source_file', 'source_raw'],
   },
 
   proxmox_virtual_environment_vm: {
     attributes: [
-      'acpi', 'bios', 'boot_order', 'description', 'hook_script_file_id', 'keyboard_layout', 'kvm_arguments', 'machine', 'migrate',
-      'name', 'node_name', 'on_boot', 'pool_id', 'protection', 'reboot', 'reboot_after_update', 'scsi_hardware', 'started',
-      'stop_on_destroy', 'tablet_device', 'tags', 'template', 'timeout_clone', 'timeout_create', 'timeout_migrate',
+      'acpi', 'bios', 'boot_order', 'delete_unreferenced_disks_on_destroy', 'description', 'hook_script_file_id', 'hotplug',
+      'keyboard_layout', 'kvm_arguments', 'mac_addresses', 'machine', 'migrate', 'name', 'node_name', 'on_boot', 'pool_id',
+      'protection', 'purge_on_destroy', 'reboot', 'reboot_after_update', 'scsi_hardware', 'started', 'stop_on_destroy',
+      'tablet_device', 'tags', 'template', 'timeout_clone', 'timeout_create', 'timeout_migrate', 'timeout_move_disk',
       'timeout_reboot', 'timeout_shutdown_vm', 'timeout_start_vm', 'timeout_stop_vm', 'vm_id',
     ],
     required: ['node_name'],
-    computed: ['id', 'ipv4_addresses', 'ipv6_addresses', 'mac_addresses', 'network_interface_names'],
+    computed: ['id', 'ipv4_addresses', 'ipv6_addresses', 'network_interface_names'],
     enums: {
       bios: ['ovmf', 'seabios'],
       scsi_hardware: ['lsi', 'lsi53c810', 'virtio-scsi-pci', 'virtio-scsi-single', 'megasas', 'pvscsi'],
     },
     blocks: {
-      agent: {attributes: ['enabled', 'timeout', 'trim', 'type'], enums: {type: ['isa', 'virtio']}, patterns: {timeout: GO_DURATION}},
+      agent: {
+        attributes: ['enabled', 'timeout', 'trim', 'type'],
+        enums: {type: ['isa', 'virtio']},
+        patterns: {timeout: GO_DURATION},
+        blocks: {wait_for_ip: {attributes: ['disabled', 'ipv4', 'ipv6']}},
+      },
       clone: {attributes: ['datastore_id', 'full', 'node_name', 'retries', 'vm_id'], required: ['vm_id']},
       cpu: {
         attributes: ['affinity', 'architecture', 'cores', 'flags', 'hotplugged', 'limit', 'numa', 'sockets', 'type', 'units'],
@@ -107,7 +128,7 @@ export const RESOURCES = {
       disk: {
         attributes: [
           'aio', 'backup', 'cache', 'datastore_id', 'discard', 'file_format', 'file_id', 'import_from', 'interface',
-          'iothread', 'path_in_datastore', 'replicate', 'serial', 'size', 'ssd',
+          'iothread', 'path_in_datastore', 'queues', 'replicate', 'serial', 'size', 'ssd',
         ],
         required: ['interface'],
         blocks: {
@@ -116,11 +137,9 @@ export const RESOURCES = {
         enums: {
           aio: ['io_uring', 'native', 'threads'],
           cache: ['none', 'writethrough', 'writeback', 'unsafe', 'directsync'],
-          discard: ['on', 'ignore'],
           file_format: ['qcow2', 'raw', 'vmdk'],
         },
         patterns: {interface: /^(ide|sata|scsi|virtio)\d+$/},
-        conflicts: [['file_id', 'import_from']],
       },
       network_device: {
         attributes: ['bridge', 'disconnected', 'enabled', 'firewall', 'mac_address', 'model', 'mtu', 'queues', 'rate_limit', 'trunks', 'vlan_id'],
@@ -139,18 +158,31 @@ export const RESOURCES = {
         },
       },
       initialization: {
-        attributes: ['datastore_id', 'interface', 'meta_data_file_id', 'network_data_file_id', 'type', 'upgrade', 'user_data_file_id', 'vendor_data_file_id'],
+        attributes: [
+          'datastore_id', 'file_format', 'interface', 'meta_data_file_id', 'network_data_file_id', 'type', 'upgrade', 'user_data_file_id',
+          'vendor_data_file_id',
+        ],
         blocks: {
-          dns: {attributes: ['domain', 'server', 'servers']},
+          dns: {attributes: ['domain', 'servers']},
           ip_config: {attributes: [], blocks: {ipv4: ip, ipv6: ip}},
           user_account: {attributes: ['keys', 'password', 'username']},
         },
+        enums: {file_format: ['qcow2', 'raw', 'vmdk'], type: ['configdrive2', 'nocloud']},
         patterns: {interface: /^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30))$/},
         // Documented as conflicting. The provider does not refuse them (it sends ciuser/sshkeys
         // and cicustom), but with cicustom user=... Proxmox ignores the user account.
         conflicts: [['user_account', 'user_data_file_id'], ['ip_config', 'network_data_file_id']],
       },
+      amd_sev: OPAQUE, audio_device: OPAQUE, cdrom: OPAQUE, efi_disk: OPAQUE, hostpci: OPAQUE, numa: OPAQUE, rng: OPAQUE,
+      smbios: OPAQUE, startup: OPAQUE, tpm_state: OPAQUE, usb: OPAQUE, virtiofs: OPAQUE, watchdog: OPAQUE,
     },
+    // ForceNew in vm.go: vm_id and node_name (CustomizeDiff ForceNewIf; node_name only without
+    // migrate), every clone argument, the cloud-init file ids and type, amd_sev, disk.file_id.
+    // Not ForceNew: template (false -> true converts in place), user_account, disk.import_from.
+    forceNew: [
+      'vm_id', 'node_name', 'clone', 'amd_sev', 'disk.file_id', 'initialization.type', 'initialization.user_data_file_id',
+      'initialization.vendor_data_file_id', 'initialization.network_data_file_id', 'initialization.meta_data_file_id',
+    ],
   },
 }
 
@@ -183,7 +215,7 @@ export function configProblems(schema, body, where, resource = false) {
     if (name === 'dynamic') {
       for (const [blockName, defs] of Object.entries(value)) {
         const inner = schema.blocks?.[blockName]
-        if (!inner) problems.push(`${where}: unsupported block type "${blockName}" (dynamic)`)
+        if (!inner || inner.opaque) problems.push(`${where}: unsupported block type "${blockName}" (dynamic)`)
         else for (const def of defs) problems.push(...configProblems(inner, def.content?.[0] ?? {}, `${where}.${blockName}`))
         present.add(blockName)
       }
@@ -191,7 +223,8 @@ export function configProblems(schema, body, where, resource = false) {
     }
     present.add(name)
     const inner = schema.blocks?.[name]
-    if (inner) {
+    if (inner?.opaque) problems.push(`${where}.${name}: the block exists in the provider but is not transcribed in bpg-schema.mjs`)
+    else if (inner) {
       if (!isBlockList(value)) problems.push(`${where}.${name} is a block, not an argument`)
       else for (const b of value) problems.push(...configProblems(inner, b, `${where}.${name}`))
     } else if (schema.attributes.includes(name)) {
@@ -219,7 +252,8 @@ export function valueProblems(schema, attrs, where, resource = false) {
   for (const [name, value] of Object.entries(attrs)) {
     if (resource && META_ARGUMENTS.includes(name)) continue
     const inner = schema.blocks?.[name]
-    if (inner) {
+    if (inner?.opaque) problems.push(`${where}.${name}: the block is not transcribed in bpg-schema.mjs`)
+    else if (inner) {
       if (!isBlockList(value)) problems.push(`${where}.${name} is a block, not an argument`)
       else for (const b of value) problems.push(...valueProblems(inner, b, `${where}.${name}`))
     } else if (!schema.attributes.includes(name)) problems.push(`${where}: unsupported argument "${name}"`)
@@ -229,4 +263,26 @@ export function valueProblems(schema, attrs, where, resource = false) {
   for (const [a, b] of schema.alsoRequires ?? []) if (isSet(attrs[a]) && !isSet(attrs[b])) problems.push(`${where}: "${a}" requires "${b}" to be set too`)
   for (const [a, b] of schema.conflicts ?? []) if (isSet(attrs[a]) && isSet(attrs[b])) problems.push(`${where}: "${a}" conflicts with "${b}"`)
   return problems
+}
+
+/**
+ * The dotted paths (as in `forceNew`) where two evaluated resource bodies differ.
+ * @param {unknown} a
+ * @param {unknown} b
+ * @param {string} [prefix]
+ * @returns {string[]}
+ */
+export function changedPaths(a, b, prefix = '') {
+  if (JSON.stringify(a) === JSON.stringify(b)) return []
+  const isObj = (x) => x !== null && typeof x === 'object' && !Array.isArray(x)
+  // A block list holds one block here: compare its first element's attributes.
+  const one = (x) => (isBlockList(x) && x.length === 1 ? x[0] : x)
+  const [x, y] = [one(a), one(b)]
+  if (!isObj(x) || !isObj(y)) return [prefix]
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])].flatMap((k) => changedPaths(x[k], y[k], prefix ? `${prefix}.${k}` : k))
+}
+
+/** True when a change at `path` replaces the resource (a forceNew path or one inside it). */
+export function forcesNew(schema, path) {
+  return (schema.forceNew ?? []).some((f) => path === f || path.startsWith(`${f}.`))
 }

@@ -230,6 +230,13 @@ export class Evaluator {
       }
       case 'scopeTraversal':
         return this.traverse(n.meta.traversal, scope)
+      case 'index': {
+        // collection[key]: Terraform fails on a missing key (no silent null).
+        const [collection, key] = await Promise.all(kids.map((k) => this.node(k, scope)))
+        if (collection === null || collection === undefined) throw new ConfigError('Attempt to index a null value')
+        if (!Object.hasOwn(collection, key)) throw new ConfigError(`Invalid index: the given key ${JSON.stringify(key)} does not identify an element in this collection value`)
+        return collection[key]
+      }
       default:
         throw new ConfigError(`the fake terraform does not evaluate ${n.type} expressions (${n.meta?.value ?? ''})`)
     }

@@ -16,7 +16,7 @@ export function customConfig(): Config {
   return configSchema.parse({
     name: 'lab-cs101',
     proxmox: {url: 'https://10.0.0.2:8443', node: 'pve2', vmStorage: 'fast-zfs', imageStorage: 'nfs-images', bridge: 'vmbr1', templateVmid: 9100},
-    image: {os: 'debian-12', checksum: 'a'.repeat(128)},
+    image: {os: 'debian-12', url: 'https://cloud.debian.org/images/cloud/bookworm/20261110-2293/debian-12-genericcloud-amd64-20261110-2293.qcow2', checksum: 'a'.repeat(128)},
     network: {
       subnet: '10.20.0.0/16',
       gateway: '10.20.0.1',

@@ -2,7 +2,8 @@ import {parse as parseHcl} from '@cdktf/hcl2json'
 import {describe, expect, it} from 'vitest'
 
 import {readTerraformAssets} from '../../../src/render/terraform.js'
-import {configProblems, PROVIDER, RESOURCES} from '../../support/fake-terraform/bpg-schema.mjs'
+import {VERSIONS} from '../../../src/config/catalog.js'
+import {configProblems, PINNED, PROVIDER, RESOURCES} from '../../support/fake-terraform/bpg-schema.mjs'
 
 type Hcl = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -48,15 +49,20 @@ describe('the Terraform configuration against the bpg/proxmox provider schema', 
     const refs = new Set<string>()
     for (const doc of Object.values(parsed))
       for (const m of JSON.stringify(doc).matchAll(/\b(proxmox_[a-z_]+)\.([a-z_]+)\.([a-z_]+)/g)) refs.add(`${m[1]}.${m[3]}`)
-    // local.user_data_file_ids reads `file.id` of each for_each instance.
-    expect(assets['main.tf']).toMatch(/for role, file in proxmox_virtual_environment_file\.user_data : role => file\.id/)
-    refs.add('proxmox_virtual_environment_file.id')
     expect(refs.size).toBeGreaterThan(3)
     for (const ref of refs) {
       const [type, attr] = ref.split('.')
       const s = RESOURCES[type]
       expect([...s.attributes, ...(s.computed ?? [])], ref).toContain(attr)
     }
+  })
+
+  it("states each VM's snippet id from known values, so a changed snippet never replaces the VMs", () => {
+    // The file resource's id is unknown in a plan that replaces the file, and user_data_file_id
+    // is ForceNew: referencing it would plan every VM for destroy-and-create.
+    expect(JSON.stringify(parsed['main.tf'].locals)).not.toMatch(/proxmox_virtual_environment_file\.user_data/)
+    expect(assets['main.tf']).toMatch(/role => "\$\{var\.snippet_datastore\}:snippets\/\$\{name\}"/)
+    expect(parsed['cloud-init.tf'].resource.proxmox_virtual_environment_file.user_data[0].source_raw[0].file_name).toBe('${local.snippet_file_names[each.key]}')
   })
 
   it('keeps the documented conflict user_account / user_data_file_id apart by mode (builtin: the user; snippet: the snippet)', () => {
@@ -68,11 +74,13 @@ describe('the Terraform configuration against the bpg/proxmox provider schema', 
     expect(parsed['cloud-init.tf'].resource.proxmox_virtual_environment_file.user_data[0].for_each).toBe('${var.cloud_init_mode == "snippet" ? var.vms : {}}')
   })
 
-  // The check must be able to fail: each of these is a mistake the real provider rejects.
+  // The check must be able to fail: each of these is a mistake the pinned provider rejects.
   it.each([
     ['an argument the block does not have', 'agent {\n    enabled = true\n    timeout = "15s"\n    wait = true\n  }', /agent: unsupported argument "wait"/],
-    ['a block the schema table does not know', 'agent {\n    enabled = true\n    wait_for_ip {\n      ipv4 = true\n    }\n  }', /agent: unsupported block type "wait_for_ip"/],
-    ['an invalid enum value', 'disk {\n    interface = "scsi0"\n    discard   = "yes"\n  }', /disk\.discard: "yes" is not one of on, ignore/],
+    ['the wait_for_ip switch of another release (enabled; the pinned one has disabled)', 'agent {\n    wait_for_ip {\n      enabled = false\n    }\n  }', /agent\.wait_for_ip: unsupported argument "enabled"/],
+    ['dns.server (removed; the pinned provider has only servers)', 'initialization {\n    dns {\n      server = "1.1.1.1"\n    }\n  }', /initialization\.dns: unsupported argument "server"/],
+    ['a block the provider has but the table does not transcribe', 'efi_disk {\n    type = "4m"\n  }', /efi_disk: the block exists in the provider but is not transcribed/],
+    ['an invalid enum value', 'disk {\n    interface = "scsi0"\n    aio       = "posix"\n  }', /disk\.aio: "posix" is not one of io_uring, native, threads/],
     ['a disk interface Proxmox does not have', 'disk {\n    interface = "nvme0"\n  }', /disk\.interface: "nvme0" does not match/],
     ['a missing required argument', 'clone {\n    full = true\n  }', /clone: the argument "vm_id" is required/],
     ['a timeout that is not a Go duration', 'agent {\n    timeout = "5 minutes"\n  }', /agent\.timeout: "5 minutes" does not match/],
@@ -80,6 +88,36 @@ describe('the Terraform configuration against the bpg/proxmox provider schema', 
   ])('rejects %s', async (_what, snippet, message) => {
     const problems = await problemsOf('x.tf', `resource "proxmox_virtual_environment_vm" "x" {\n  node_name = "pve"\n  ${snippet}\n}\n`)
     expect(problems.join('\n')).toMatch(message)
+  })
+
+  // ... and each of these the pinned provider accepts (an older transcription refused them).
+  it.each([
+    ['agent.wait_for_ip', 'agent {\n    wait_for_ip {\n      disabled = true\n    }\n  }'],
+    ['hotplug and the destroy options', 'hotplug = "disk,network,usb"\n  purge_on_destroy = true\n  delete_unreferenced_disks_on_destroy = true'],
+    ['mac_addresses (optional and computed)', 'mac_addresses = ["BC:24:11:00:00:01"]'],
+    ['disk.queues, any discard string, file_id with import_from', 'disk {\n    interface   = "scsi0"\n    queues      = 2\n    discard     = "ignore"\n    file_id     = "local:iso/x.img"\n    import_from = "local:import/x.qcow2"\n  }'],
+    ['initialization.file_format', 'initialization {\n    file_format = "raw"\n  }'],
+  ])('accepts %s', async (_what, snippet) => {
+    expect(await problemsOf('x.tf', `resource "proxmox_virtual_environment_vm" "x" {\n  node_name = "pve"\n  ${snippet}\n}\n`)).toEqual([])
+  })
+
+  it("accepts the file resource's upload_mode and the provider's ssh.node_address_source", async () => {
+    expect(await problemsOf('x.tf', 'resource "proxmox_virtual_environment_file" "x" {\n  node_name = "pve"\n  datastore_id = "local"\n  upload_mode = "sftp"\n}\n')).toEqual([])
+    expect(configProblems(PROVIDER, {ssh: [{node_address_source: 'dns'}]}, 'provider')).toEqual([])
+    expect(configProblems(PROVIDER, {ssh: [{node_address_source: 'ssh'}]}, 'provider')).toEqual(['provider.ssh.node_address_source: "ssh" is not one of api, dns'])
+  })
+
+  it('was transcribed from the release that the providers.tf constraint selects', () => {
+    // `~> 0.111.0` admits 0.111.x; the table names the tag (and commit) it was read from. Moving
+    // the constraint to another minor must come with a new transcription (bump PINNED).
+    const constraint = /source\s*=\s*"bpg\/proxmox"\s*\n\s*version\s*=\s*"~> (\d+)\.(\d+)\.(\d+)"/.exec(assets['providers.tf'])
+    expect(constraint, 'providers.tf pins bpg/proxmox with a pessimistic ~> X.Y.Z constraint').not.toBeNull()
+    const [, major, minor, patch] = constraint!.map(Number)
+    const tag = /^v(\d+)\.(\d+)\.(\d+)$/.exec(PINNED.tag)!.slice(1).map(Number)
+    expect([tag[0], tag[1]], `bpg-schema.mjs was read at ${PINNED.tag}, outside ${major}.${minor}.x`).toEqual([major, minor])
+    expect(tag[2]).toBeGreaterThanOrEqual(patch)
+    expect(PINNED.commit).toMatch(/^[0-9a-f]{40}$/)
+    expect(VERSIONS.bpgProvider).toBe(`~> ${major}.${minor}.${patch}`)
   })
 
   it('rejects a download without the node or with an unknown content type', async () => {

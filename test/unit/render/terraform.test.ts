@@ -144,9 +144,12 @@ describe('the rendered HCL, parsed by a real HCL parser', async () => {
     }
     // Bounded per mode: the agent exists from first boot only in snippet mode.
     expect(parsed['main.tf'].locals[0].guest_agent_timeout).toBe('${var.cloud_init_mode == "snippet" ? "5m" : "15s"}')
-    expect(vms[0].depends_on).toBeUndefined()
-    expect(vms[1].depends_on).toEqual(['${proxmox_virtual_environment_vm.gitlab}'])
-    expect(vms[2].depends_on).toEqual(['${proxmox_virtual_environment_vm.database}'])
+    const snippet = '${proxmox_virtual_environment_file.user_data}'
+    expect(vms[0].depends_on).toEqual([snippet])
+    expect(vms[1].depends_on).toEqual(['${proxmox_virtual_environment_vm.gitlab}', snippet])
+    expect(vms[2].depends_on).toEqual(['${proxmox_virtual_environment_vm.database}', snippet])
+    // A new image rebuilds the template: the provider ignores import_from after creation.
+    expect(template.lifecycle[0].replace_triggered_by).toEqual(['${proxmox_download_file.cloud_image}'])
   })
 
   it('keeps the three VM files identical apart from the role (so a fix reaches all three)', () => {
@@ -174,7 +177,7 @@ describe('terraformVariables', () => {
     expect(v.vms.k8s).toEqual({name: 'kube', vm_id: 230, cores: 16, memory_mib: 16384, disk_gib: 300, ip: '10.20.1.30'})
     expect(v.network).toEqual({prefix_length: 16, gateway: '10.20.0.1', dns_servers: ['10.20.0.53'], search_domain: 'lab.example.edu'})
     expect(v.proxmox_endpoint).toBe('https://10.0.0.2:8443/')
-    expect(v.image).toMatchObject({file_name: 'debian-12-genericcloud-amd64.qcow2', checksum_algorithm: 'sha512'})
+    expect(v.image).toMatchObject({file_name: 'debian-12-genericcloud-amd64-20261110-2293.qcow2', checksum_algorithm: 'sha512'})
     expect(v.template).toEqual({vm_id: 9100, name: 'lab-cs101-debian-12-template'})
     expect(v.vm_user).toBe('debian')
     expect(v.ssh_public_keys).toEqual([KEY])
@@ -188,12 +191,18 @@ describe('terraformVariables', () => {
   })
 
   it('renders without an SSH key (a dry run works anywhere) but refuses to provision without one', () => {
-    const config = {...defaultConfig(), image: {...defaultConfig().image, checksum: 'b'.repeat(64)}}
+    const url = 'https://cloud-images.ubuntu.com/releases/jammy/release-20261120/ubuntu-22.04-server-cloudimg-amd64.img'
+    const config = {...defaultConfig(), image: {...defaultConfig().image, url, checksum: 'b'.repeat(64)}}
     const v = terraformVariables(config, undefined, [])
     expect(v.ssh_public_keys).toEqual([])
     expect(() => assertProvisionable(v, config)).toThrow(UserError)
     expect(() => assertProvisionable(v, config)).toThrow(/ssh\.publicKeyFile/)
     expect(() => assertProvisionable(terraformVariables(config, undefined, [KEY]), config)).not.toThrow()
+  })
+
+  it("refuses to provision from the publisher's moving link: the pinned checksum would stop matching", () => {
+    const config = {...defaultConfig(), image: {...defaultConfig().image, checksum: 'b'.repeat(64)}}
+    expect(() => assertProvisionable(terraformVariables(config, undefined, [KEY]), config)).toThrow(/moving link/)
   })
 
   it('refuses to provision an image without a checksum (it would be downloaded unverified)', () => {

@@ -70,7 +70,7 @@ describe('stateResources (terraform show -json without a plan)', () => {
 })
 
 describe('vmsAtRisk', () => {
-  it('lists VMs a plan destroys or replaces, but not the template nor a tainted half-made VM', async () => {
+  it('lists VMs a plan destroys or replaces, the template too, but not a tainted half-made VM', async () => {
     const {vmsAtRisk} = await import('../../../src/terraform/summary.js')
     const plan = {
       resource_changes: [
@@ -81,6 +81,6 @@ describe('vmsAtRisk', () => {
         change('proxmox_download_file.cloud_image', ['delete', 'create'], {file_name: 'a.qcow2'}, {file_name: 'b.qcow2'}),
       ],
     }
-    expect(vmsAtRisk(summarizePlan(plan)).map((r) => r.name)).toEqual(['database-vm', 'k8s-vm'])
+    expect(vmsAtRisk(summarizePlan(plan)).map((r) => r.name)).toEqual(['database-vm', 't', 'k8s-vm'])
   })
 })

@@ -1,0 +1,81 @@
+import type {Config} from './schema.js'
+
+/**
+ * When each pinned version stops being supported upstream, with the page that says so. Dates
+ * are ISO days (end of the day, UTC). `preflight` warns when a pin in autolabs.yaml is past its
+ * end of support, or within WARN_DAYS of it; docs/versions.md shows the same table.
+ * Update the table together with the pins in catalog.ts (and the date it was checked).
+ */
+export interface SupportWindow {
+  /** The autolabs.yaml field. */
+  path: string
+  /** What the field holds for this row (a Kubernetes minor, a major, an exact tag). */
+  version: string
+  /** Last day of upstream fixes; null when the publisher names none (then no warning). */
+  endOfSupport: string | null
+  /** The publisher's page (or tag) the date comes from. */
+  source: string
+  note?: string
+}
+
+/** Checked 2026-11-30. */
+export const SUPPORT_CHECKED = '2026-11-30'
+
+export const SUPPORT: SupportWindow[] = [
+  // Kubernetes: ~14 months per minor (12 of patch releases, 2 of maintenance), ending on the 28th.
+  {path: 'services.kubernetes.version', version: '1.33', endOfSupport: '2026-06-28', source: 'https://kubernetes.io/releases/patch-releases/'},
+  {path: 'services.kubernetes.version', version: '1.34', endOfSupport: '2026-10-27', source: 'https://kubernetes.io/releases/patch-releases/'},
+  {path: 'services.kubernetes.version', version: '1.35', endOfSupport: '2027-02-28', source: 'https://kubernetes.io/releases/patch-releases/', note: 'maintenance mode from 2026-12-28'},
+  {path: 'services.kubernetes.version', version: '1.36', endOfSupport: '2027-06-28', source: 'https://kubernetes.io/releases/patch-releases/', note: 'maintenance mode from 2027-04-28'},
+  // PostgreSQL: five years per major.
+  {path: 'services.postgres.version', version: '15', endOfSupport: '2027-11-11', source: 'https://www.postgresql.org/support/versioning/'},
+  {path: 'services.postgres.version', version: '16', endOfSupport: '2028-11-09', source: 'https://www.postgresql.org/support/versioning/'},
+  {path: 'services.postgres.version', version: '17', endOfSupport: '2029-11-08', source: 'https://www.postgresql.org/support/versioning/'},
+]
+
+/** Warn this many days before a pin's end of support. */
+export const WARN_DAYS = 90
+
+export interface SupportFinding {
+  path: string
+  version: string
+  endOfSupport: string
+  source: string
+  /** 'ended': past end of support; 'ending': within WARN_DAYS. */
+  state: 'ended' | 'ending'
+  daysLeft: number
+}
+
+function valueAt(config: Config, path: string): string {
+  let v: unknown = config
+  for (const k of path.split('.')) v = (v as Record<string, unknown>)[k]
+  return String(v)
+}
+
+/** The pins in `config` that are past (or near) their end of support on `now`. Pure. */
+export function supportFindings(config: Config, now: Date, table: SupportWindow[] = SUPPORT): SupportFinding[] {
+  const out: SupportFinding[] = []
+  for (const row of table) {
+    if (!row.endOfSupport || valueAt(config, row.path) !== row.version) continue
+    const end = Date.parse(`${row.endOfSupport}T23:59:59Z`)
+    const daysLeft = Math.floor((end - now.getTime()) / 86_400_000)
+    if (daysLeft < 0) out.push({path: row.path, version: row.version, endOfSupport: row.endOfSupport, source: row.source, state: 'ended', daysLeft})
+    else if (daysLeft <= WARN_DAYS) out.push({path: row.path, version: row.version, endOfSupport: row.endOfSupport, source: row.source, state: 'ending', daysLeft})
+  }
+  return out
+}
+
+/** Kubernetes minors an add-on release is tested against by its publisher. */
+export const TESTED_WITH: Array<{path: string; version: string; kubernetes: [string, string]; source: string}> = [
+  {path: 'services.kubernetes.calicoVersion', version: 'v3.32.2', kubernetes: ['1.34', '1.36'], source: 'https://docs.tigera.io/calico/latest/getting-started/kubernetes/requirements'},
+  {path: 'services.kubernetes.ingressVersion', version: '5.2.1', kubernetes: ['1.25', '1.34'], source: 'https://docs.nginx.com/nginx-ingress-controller/technical-specifications/'},
+]
+
+/** Add-on pins whose publisher did not test them with the pinned Kubernetes minor. Pure. */
+export function compatibilityFindings(config: Config): string[] {
+  const minor = (v: string) => Number(v.split('.')[1])
+  const k = config.services.kubernetes.version
+  return TESTED_WITH.filter((t) => valueAt(config, t.path) === t.version && (minor(k) < minor(t.kubernetes[0]) || minor(k) > minor(t.kubernetes[1]))).map(
+    (t) => `${t.path} ${t.version} is tested with Kubernetes ${t.kubernetes[0]}–${t.kubernetes[1]}, not ${k}, per ${t.source}`,
+  )
+}
