@@ -151,10 +151,11 @@ INSERT INTO grades SELECT 'student-' || g, g % 5 + 1 FROM generate_series(1, 250
     const segs = await segments()
     expect(segmentPosition(segs[0])).toBe(segmentPosition(oldestKept))
     // Bounded: each day adds its segments and retention removes the oldest day's, so the count
-    // stays flat while the kept span does (days 7-12) and never exceeds the span kept.
+    // stays flat while the kept span does (days 7-12) and never exceeds the span kept
     console.log(`archive segments after each simulated day: ${counts.join(' ')}`)
     const perDay = counts[1] - counts[0]
-    expect(new Set(counts.slice(6, 12)).size).toBe(1)
+    // (± 2: a checkpoint or a base backup may close an extra segment on some days)
+    expect(Math.max(...counts.slice(6, 12)) - Math.min(...counts.slice(6, 12))).toBeLessThanOrEqual(2)
     const keptSpanDays = 14 - 6 + 1
     expect(counts.at(-1)).toBeLessThanOrEqual(perDay * keptSpanDays + 1)
     expect(counts.at(-1)).toBeLessThan(counts[0] + 13 * perDay)
@@ -164,9 +165,12 @@ INSERT INTO grades SELECT 'student-' || g, g % 5 + 1 FROM generate_series(1, 250
     expect(r.manifest.status).toBe('complete')
     const newest = (await localBaseBackups(ws.backupsDir))[0]
     expect(newest.id).toBe(r.manifest.id)
-    expect(r.retention.removedWal.length).toBeGreaterThan(10)
-    const left = (await readdir(path.join(ws.backupsDir, WAL_DIR))).filter((n) => /^[0-9A-F]{24}\.zst$/.test(n)).sort()
-    expect(segmentPosition(left[0])).toBe(segmentPosition(newest.startWal!))
+    expect(r.retention.removedWal.length).toBeGreaterThan(0)
+    // The copy now starts where the oldest base backup kept here (of any kind) starts.
+    const oldestStart = (await localBaseBackups(ws.backupsDir)).map((b) => segmentPosition(b.startWal!)).sort()[0]
+    const left = (await readdir(path.join(ws.backupsDir, WAL_DIR))).filter((n) => /^[0-9A-F]{24}\.zst$/.test(n)).sort((a, b) => (segmentPosition(a) < segmentPosition(b) ? -1 : 1))
+    expect(segmentPosition(left[0])).toBe(oldestStart)
+    expect(r.retention.removedWal.every((n) => segmentPosition(n) < oldestStart)).toBe(true)
   })
 
   it('status: the archive size, the newest segment and base backups; a failing archiver warns', async () => {
