@@ -2,7 +2,11 @@
  * Backup benchmark on a lab machine, through the real CLI:
  *   `autolabs backup now --only postgres` (ssh2 stream → zstd child → SHA-256 → file)
  * versus the plain baseline in the same run
- *   `ssh host 'sudo -u postgres pg_dumpall --clean --if-exists' | zstd -3 -T0 > file`.
+ *   `ssh host 'sudo -u postgres pg_dumpall --clean --if-exists' | zstd -3 -T0 > file`,
+ * and the base backup the same way:
+ *   `autolabs backup now --only basebackup` versus
+ *   `ssh host 'sudo -u postgres pg_basebackup -D - -Ft -X fetch -c fast' | zstd -3 -T0 > file`
+ * (WAL archiving on, as the database stage sets it, so the part also reads its history file).
  * Database: pgbench -i -s BENCH_PG_SCALE (default 70 ≈ 1.05 GB) in `autolabs`, plus the other
  * platform databases. Each side runs twice, interleaved; the faster run of each counts.
  * Targets: throughput ≥ 0.9 × the baseline; autolabs' peak RSS < 200 MB (`/usr/bin/time -v`).
@@ -14,7 +18,7 @@ import {rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 import {it} from 'vitest'
 
-import {must, setupDatabase} from '../test/lab/backup-support.js'
+import {enableWalArchiving, must, setupDatabase} from '../test/lab/backup-support.js'
 import {labWorkspace, ROOT} from '../test/lab/deploy-support.js'
 import {snapshotCli} from './cli-copy.js'
 import {labAvailable, startLab} from '../test/support/lab/lab.js'
@@ -45,53 +49,63 @@ it.skipIf(!avail.ok || !existsSync(path.join(ROOT, 'dist/commands/backup/now.js'
   try {
     const m = lab.machine('database-vm')
     await setupDatabase(m, secrets, {subnet: SUBNET})
+    await enableWalArchiving(m)
     const t0 = Date.now()
     must(await m.exec(`runuser -u postgres -- pgbench -q -i -s ${SCALE} autolabs 2>&1 | tail -n 2`, {timeoutMs: 3_000_000}), 'pgbench -i')
     const size = must(await m.exec(`runuser -u postgres -- psql -X -At -c "SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database"`), 'size').trim()
     console.log(`pgbench -i -s ${SCALE}: ${((Date.now() - t0) / 1000).toFixed(0)} s; cluster size ${size}`)
 
     const kh = path.join(ws.stateDir, 'bench_known_hosts')
-    const baselineFile = path.join(ws.root, 'baseline.sql.zst')
-    const baseline = () =>
+    const baselineFile = path.join(ws.root, 'baseline.zst')
+    const baseline = (remote: string) =>
       run('bash', [
         '-c',
-        `set -o pipefail; ssh -i "$1" -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$2" "$3" 'sudo -n runuser -u postgres -- pg_dumpall --clean --if-exists' | zstd -q -3 -T0 > "$4"`,
+        `set -o pipefail; ssh -i "$1" -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$2" "$3" "$5" | zstd -q -3 -T0 > "$4"`,
         'baseline',
         lab.keyPath,
         kh,
         `${m.user}@${IP}`,
         baselineFile,
+        remote,
       ])
-    const autolabs = () => run('/usr/bin/time', ['-v', 'node', BIN, 'backup', 'now', '--only', 'postgres', '--no-prune', '--json', '--dir', ws.root])
+    const BASELINE = {
+      postgres: 'cd / && sudo -n runuser -u postgres -- pg_dumpall --clean --if-exists',
+      basebackup: 'cd / && sudo -n runuser -u postgres -- pg_basebackup -D - -Ft -X fetch -c fast',
+    }
+    const autolabs = (part: string) => run('/usr/bin/time', ['-v', 'node', BIN, 'backup', 'now', '--only', part, '--no-prune', '--json', '--dir', ws.root])
 
     const results: Array<{who: string; ms: number; rawBytes: number; fileBytes: number; rssKb?: number}> = []
     // Round 0-1: the VM has no zstd (autolabs compresses on the workstation, like the baseline).
     // Round 2-3: zstd on the VM (as on Ubuntu cloud images): autolabs compresses there.
     for (let round = 0; round < 4; round++) {
       if (round === 2) must(await m.exec('DEBIAN_FRONTEND=noninteractive apt-get install -y -q zstd >/dev/null', {timeoutMs: 300_000}), 'install zstd')
-      const mode = round < 2 ? 'autolabs (local zstd)' : 'autolabs (zstd on VM)'
-      const a = await autolabs()
-      if (!a.stdout.trim()) throw new Error(`autolabs backup printed nothing (exit ${a.code}): ${a.stderr.slice(-3000)}`)
-      const json = JSON.parse(a.stdout) as {manifest: {id: string; parts: Array<{status: string; error?: string; durationMs: number; files: Array<{bytes: number}>; details: {uncompressedBytes: number}}>}}
-      const part = json.manifest.parts[0]
-      if (a.code !== 0 || part.status !== 'ok') throw new Error(`autolabs backup failed: ${part.error ?? a.stderr.slice(-2000)}`)
-      const rssKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(a.stderr)?.[1])
-      results.push({who: mode, ms: a.ms, rawBytes: part.details.uncompressedBytes, fileBytes: part.files[0].bytes, rssKb})
-      await rm(path.join(ws.backupsDir, json.manifest.id), {recursive: true, force: true})
+      for (const part of ['postgres', 'basebackup'] as const) {
+        const mode = `${part} autolabs (${round < 2 ? 'local zstd' : 'zstd on VM'})`
+        const a = await autolabs(part)
+        if (!a.stdout.trim()) throw new Error(`autolabs backup printed nothing (exit ${a.code}): ${a.stderr.slice(-3000)}`)
+        const json = JSON.parse(a.stdout) as {manifest: {id: string; parts: Array<{status: string; error?: string; durationMs: number; files: Array<{bytes: number}>; details: {uncompressedBytes: number}}>}}
+        const rec = json.manifest.parts[0]
+        if (a.code !== 0 || rec.status !== 'ok') throw new Error(`autolabs backup failed: ${rec.error ?? a.stderr.slice(-2000)}`)
+        const rssKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(a.stderr)?.[1])
+        results.push({who: mode, ms: a.ms, rawBytes: rec.details.uncompressedBytes, fileBytes: rec.files[0].bytes, rssKb})
+        await rm(path.join(ws.backupsDir, json.manifest.id), {recursive: true, force: true})
 
-      const b = await baseline()
-      if (b.code !== 0) throw new Error(`baseline failed: ${b.stderr.slice(-2000)}`)
-      results.push({who: 'baseline', ms: b.ms, rawBytes: part.details.uncompressedBytes, fileBytes: (await stat(baselineFile)).size})
+        const b = await baseline(BASELINE[part])
+        if (b.code !== 0) throw new Error(`baseline failed: ${b.stderr.slice(-2000)}`)
+        results.push({who: `${part} baseline`, ms: b.ms, rawBytes: rec.details.uncompressedBytes, fileBytes: (await stat(baselineFile)).size})
+      }
     }
-    for (const r of results) console.log(`${r.who.padEnd(22)} ${(r.ms / 1000).toFixed(1)} s  ${rate(r.rawBytes, r.ms)}  dump ${mb(r.rawBytes)} → ${mb(r.fileBytes)}${r.rssKb ? `  peak RSS ${(r.rssKb / 1024).toFixed(0)} MiB` : ''}`)
+    for (const r of results) console.log(`${r.who.padEnd(34)} ${(r.ms / 1000).toFixed(1)} s  ${rate(r.rawBytes, r.ms)}  ${mb(r.rawBytes)} → ${mb(r.fileBytes)}${r.rssKb ? `  peak RSS ${(r.rssKb / 1024).toFixed(0)} MiB` : ''}`)
     const best = (who: string) => results.filter((r) => r.who === who).sort((x, y) => x.ms - y.ms)[0]
-    const B = best('baseline')
-    const peak = Math.max(...results.filter((r) => r.rssKb).map((r) => r.rssKb!)) / 1024
-    for (const mode of ['autolabs (local zstd)', 'autolabs (zstd on VM)']) {
-      const A = best(mode)
-      console.log(`RESULT ${mode}: throughput ratio vs baseline = ${(B.ms / A.ms).toFixed(2)} (target ≥ 0.9); ${(A.ms / 1000).toFixed(1)} s vs ${(B.ms / 1000).toFixed(1)} s`)
+    for (const part of ['postgres', 'basebackup']) {
+      const B = best(`${part} baseline`)
+      for (const where of ['local zstd', 'zstd on VM']) {
+        const A = best(`${part} autolabs (${where})`)
+        console.log(`RESULT ${part} autolabs (${where}): throughput ratio vs baseline = ${(B.ms / A.ms).toFixed(2)} (target ≥ 0.9); ${(A.ms / 1000).toFixed(1)} s vs ${(B.ms / 1000).toFixed(1)} s`)
+      }
+      const peak = Math.max(...results.filter((r) => r.rssKb && r.who.startsWith(part)).map((r) => r.rssKb!)) / 1024
+      console.log(`RESULT ${part} autolabs peak RSS ${peak.toFixed(0)} MiB (target < 200 MB); ${mb(B.rawBytes)} raw (pgbench -s ${SCALE}, cluster ${size})`)
     }
-    console.log(`RESULT autolabs peak RSS ${peak.toFixed(0)} MiB (target < 200 MB); dump ${mb(B.rawBytes)} (pgbench -s ${SCALE}, cluster ${size})`)
   } finally {
     await lab.stop()
     await rm(ws.root, {recursive: true, force: true})

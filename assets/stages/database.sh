@@ -64,6 +64,8 @@ pg_hba_text() {
   printf '# Managed by autolabs: local peer for the postgres superuser; every database only for\n'
   printf '# its own user, from the VM subnet, with scram-sha-256.\n'
   printf 'local   all             postgres                                peer\n'
+  # pg_basebackup (autolabs backup now, the base backup timer) connects for replication as postgres.
+  printf 'local   replication     postgres                                peer\n'
   printf 'local   all             all                                     peer\n'
   printf 'host    all             all             127.0.0.1/32            scram-sha-256\n'
   printf 'host    all             all             ::1/128                 scram-sha-256\n'

@@ -10,7 +10,11 @@ import {UserError} from '../errors.js'
 import {writeFileAtomic} from '../workspace/fs.js'
 import {isBackupId, parseBackupId} from './id.js'
 
-export const PARTS = ['snapshots', 'postgres', 'gitlab', 'etcd', 'workspace'] as const
+/**
+ * The parts of a backup, in the order they are listed. A new part adds its name here, a job in
+ * run.ts and, when it has files to restore, a restore in restore.ts.
+ */
+export const PARTS = ['snapshots', 'postgres', 'basebackup', 'wal', 'gitlab', 'etcd', 'workspace'] as const
 export type PartName = (typeof PARTS)[number]
 
 export interface BackupFile {

@@ -11,6 +11,7 @@ import {ensureDir} from '../workspace/fs.js'
 import {backupId, parseBackupId, snapshotId} from './id.js'
 import {type BackupManifest, listLocalBackups, overallStatus, type PartName, type PartRecord, PARTS, writeManifest} from './manifest.js'
 import {backupEtcd, backupGitlab, backupPostgres, backupSnapshots, backupWorkspace, type PackedWorkspace, type PartOutcome, type SnapshotApi} from './parts.js'
+import {backupBase, pruneLocalWal, syncWal, WAL_DIR} from './pitr.js'
 import type {BackupShell} from './remote.js'
 import {planRetention, type RetentionPolicy} from './retention.js'
 import {type Compression, hasZstd} from './streams.js'
@@ -54,7 +55,7 @@ export interface BackupOptions {
 export interface BackupResult {
   manifest: BackupManifest
   dir: string
-  retention: {removedLocal: string[]; removedSnapshots: Array<{vm: string; snapshot: string}>; errors: string[]}
+  retention: {removedLocal: string[]; removedSnapshots: Array<{vm: string; snapshot: string}>; removedWal: string[]; errors: string[]}
 }
 
 export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<BackupResult> {
@@ -93,12 +94,27 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   }
 
   const bytes = (part: PartName) => (n: number) => emit({part, type: 'bytes', bytes: n})
+  // The archive is copied after the base backup, so the copy holds the WAL that backup needs.
+  let baseFinished = () => undefined as void
+  const baseDone = requested.includes('basebackup') ? new Promise<void>((resolve) => (baseFinished = resolve)) : Promise.resolve()
   const jobs: Record<PartName, () => Promise<PartOutcome>> = {
     snapshots: async () => {
       if (!deps.proxmox) throw new Error('no Proxmox API credentials in this workspace (proxmox.tokenId + the token secret in .autolabs/secrets.yaml)')
       return backupSnapshots(deps.proxmox, opts.node, opts.vms, id)
     },
     postgres: async () => backupPostgres(await shellFor(need(vm('database'), 'database').role), dir, {compression, onBytes: bytes('postgres'), logFile: logFile('postgres')}),
+    basebackup: async () => {
+      try {
+        return await backupBase(await shellFor(need(vm('database'), 'database').role), dir, id, {compression, onBytes: bytes('basebackup'), logFile: logFile('basebackup')})
+      } finally {
+        baseFinished()
+      }
+    },
+    wal: async () => {
+      await baseDone
+      const s = await syncWal(await shellFor(need(vm('database'), 'database').role), opts.backupsDir, {compression, onBytes: bytes('wal'), logFile: logFile('wal')})
+      return {files: [], details: {...s, folder: WAL_DIR}}
+    },
     gitlab: async () => backupGitlab(await shellFor(need(vm('gitlab'), 'gitlab').role), dir, id, {onBytes: bytes('gitlab'), logFile: logFile('gitlab')}),
     etcd: async () => backupEtcd(await shellFor(need(vm('k8s'), 'k8s').role), dir, id, {compression, onBytes: bytes('etcd'), logFile: logFile('etcd')}),
     workspace: async () => {
@@ -125,10 +141,15 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   }
   await writeManifest(dir, manifest)
 
-  const retention: BackupResult['retention'] = {removedLocal: [], removedSnapshots: [], errors: []}
+  const retention: BackupResult['retention'] = {removedLocal: [], removedSnapshots: [], removedWal: [], errors: []}
   if (opts.retention) {
     retention.removedLocal = await pruneLocal(opts.backupsDir, opts.retention).catch((error: Error) => {
       retention.errors.push(`local backups: ${error.message}`)
+      return []
+    })
+    // WAL older than the oldest base backup retention kept can never be replayed.
+    retention.removedWal = await pruneLocalWal(opts.backupsDir).catch((error: Error) => {
+      retention.errors.push(`WAL copy: ${error.message}`)
       return []
     })
     if (deps.proxmox && requested.includes('snapshots')) {

@@ -11,6 +11,7 @@ import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
 import {findBackup} from './manifest.js'
+import {PG_PITR_VERIFY, WAL_ARCHIVE_DIR} from './pitr-remote.js'
 import {PG_VERIFY_SCRATCH, type BackupShell} from './remote.js'
 import {DevNull, DumpDigest, readDecompressed, restoreFilter, sha256File} from './streams.js'
 
@@ -32,6 +33,7 @@ export interface VerifyResult {
     durationMs: number
   }
   etcd?: {ok: boolean; detail: string; bytes: number}
+  basebackup?: {ok: boolean; detail: string; replayedTo?: string; databases: string[]; durationMs: number}
 }
 
 export async function verifyBackup(
@@ -73,8 +75,15 @@ export async function verifyBackup(
     deps.onProgress?.('etcd: checking the snapshot against the SHA-256 etcd appended to it')
     etcd = await verifyEtcdSnapshot(path.join(b.dir, etcdPart.files[0].path))
   }
-  const ok = files.every((f) => f.ok) && (postgres?.ok ?? true) && (etcd?.ok ?? true)
-  return {id, ok, files, ...(postgres ? {postgres} : {}), ...(etcd ? {etcd} : {})}
+  let basebackup: VerifyResult['basebackup']
+  const basePart = b.manifest.parts.find((p) => p.part === 'basebackup' && p.status === 'ok')
+  if (basePart && files.find((f) => f.part === 'basebackup')?.ok && deps.restoreCheck !== false) {
+    if (!deps.connectDatabase) throw new Error('verifying the base backup needs the database VM')
+    deps.onProgress?.('PostgreSQL: replaying the base backup and the WAL archive into a scratch cluster on the database VM')
+    basebackup = await verifyBaseBackup(path.join(b.dir, basePart.files[0].path), await deps.connectDatabase())
+  }
+  const ok = files.every((f) => f.ok) && (postgres?.ok ?? true) && (etcd?.ok ?? true) && (basebackup?.ok ?? true)
+  return {id, ok, files, ...(postgres ? {postgres} : {}), ...(etcd ? {etcd} : {}), ...(basebackup ? {basebackup} : {})}
 }
 
 export async function verifyPostgresDump(file: string, sh: BackupShell): Promise<NonNullable<VerifyResult['postgres']>> {
@@ -114,6 +123,29 @@ export async function verifyPostgresDump(file: string, sh: BackupShell): Promise
       databases,
       durationMs: Date.now() - t0,
     }
+  } finally {
+    await sh.close()
+  }
+}
+
+/**
+ * The base backup unpacked into a scratch data directory on the VM and started in archive
+ * recovery from the VM's WAL archive to its end: it must reach a consistent state, promote,
+ * and answer a query (the databases it holds).
+ */
+export async function verifyBaseBackup(file: string, sh: BackupShell, archiveDir = WAL_ARCHIVE_DIR): Promise<NonNullable<VerifyResult['basebackup']>> {
+  const t0 = Date.now()
+  try {
+    const src = readDecompressed(file)
+    const r = await sh.exec(PG_PITR_VERIFY, {args: [archiveDir], stdin: src.stream, sudo: true, timeoutMs: 12 * 3_600_000, label: 'verify: replay the base backup into a scratch cluster'})
+    await src.done
+    const databases = [...r.stdout.matchAll(/^database (.+)$/gm)].map((m) => m[1])
+    const replayedTo = /^replayed-to (.+)$/m.exec(r.stdout)?.[1]?.trim() || undefined
+    const consistent = /^consistent$/m.test(r.stdout)
+    if (r.code !== 0 || !consistent || databases.length === 0) {
+      return {ok: false, detail: `the base backup did not replay to a consistent state (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-5).join(' / ')}`, databases, durationMs: Date.now() - t0}
+    }
+    return {ok: true, detail: `replayed with the WAL archive to a consistent state${replayedTo ? `, last transaction ${replayedTo}` : ''}; ${databases.length} databases answer`, replayedTo, databases, durationMs: Date.now() - t0}
   } finally {
     await sh.close()
   }

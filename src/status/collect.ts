@@ -18,9 +18,12 @@ import {
   parsePgLogin,
   parseRedisPing,
   parseRunnerVerify,
+  parseWalArchive,
   pgLoginCmd,
   redisPingCmd,
   RUNNER_VERIFY_CMD,
+  walArchiveCmd,
+  type WalArchiveFacts,
 } from './probes.js'
 import {type CheckResult, type CheckStatus, DEFAULT_THRESHOLDS, type StatusReport, type Thresholds, type VmMetrics} from './types.js'
 
@@ -98,6 +101,8 @@ export interface StatusPlan {
   namespaces: string[]
   /** "namespace/name" of the NetworkPolicies autolabs applies. */
   networkPolicies?: string[]
+  /** services.postgres.walArchiving: the archive on database-vm and the base backups it replays from. */
+  walArchive?: {archiveDir: string; baseDir: string; localBase?: Date}
   thresholds?: Thresholds
   /** SSH connect / TCP connect bound (default 3 s). */
   connectTimeoutMs?: number
@@ -105,7 +110,7 @@ export interface StatusPlan {
   checkTimeoutMs?: number
 }
 
-type Verdict = {status: CheckStatus; detail: string; metrics?: VmMetrics}
+type Verdict = {status: CheckStatus; detail: string; metrics?: VmMetrics; walArchive?: WalArchiveFacts}
 
 class Unreachable extends Error {}
 
@@ -146,7 +151,7 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
           clearTimeout(timer)
           ac.abort()
         }
-        return applySlow({id: `${target}/${id}`, target, name, status: v.status, detail: v.detail, durationMs: Date.now() - start, ...(v.metrics ? {metrics: v.metrics} : {})}, thresholds)
+        return applySlow({id: `${target}/${id}`, target, name, status: v.status, detail: v.detail, durationMs: Date.now() - start, ...(v.metrics ? {metrics: v.metrics} : {}), ...(v.walArchive ? {walArchive: v.walArchive} : {})}, thresholds)
       })(),
     )
   }
@@ -231,6 +236,14 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
         run(vm.role, 'redis', 'Redis PING (AUTH)', connectMs + checkMs, async (signal) => {
           const r = await exec(c.cmd, signal, c.stdin(pw))
           return parseRedisPing(r.code, r.stdout, r.stderr)
+        })
+      }
+      const wa = plan.walArchive
+      if (wa) {
+        run(vm.role, 'wal-archive', 'WAL archive and base backups', connectMs + checkMs, async (signal) => {
+          const r = await exec(walArchiveCmd(wa.archiveDir, wa.baseDir), signal)
+          const v = parseWalArchive(r.code, r.stdout, r.stderr, {freeDiskPct: thresholds.freeDiskPct, localBase: wa.localBase, now: new Date()})
+          return {status: v.status, detail: v.detail, walArchive: v.facts}
         })
       }
       run(vm.role, 'object-storage', 'Object storage (S3)', connectMs + checkMs, async (signal) => {

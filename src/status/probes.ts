@@ -5,6 +5,7 @@
  * Secrets travel on the remote command's stdin and become environment variables there
  * (`read -r`), never argv: `ps` on the VM and sshd's logs never see them.
  */
+import {formatBytes} from '../backup/list.js'
 import type {CheckStatus} from './types.js'
 
 export const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
@@ -175,3 +176,86 @@ function lastLine(s: string): string {
   const lines = s.trim().split('\n').filter((l) => l.trim())
   return (lines.at(-1) ?? '').trim().slice(0, 200)
 }
+
+/**
+ * The WAL archive on database-vm, in one round trip: its size and segment count, the newest
+ * segment's time, the filesystem it lives on, the newest base backup the VM took itself, and
+ * pg_stat_archiver. Folders are those of the database stage and of assets/vm/autolabs-pg-base.sh.
+ */
+export function walArchiveCmd(archive: string, baseDir: string): string {
+  const script = `set -u
+a=${q(archive)}; b=${q(baseDir)}
+seg='.*/[0-9A-F]{24}'
+if [ -d "$a" ]; then
+  echo "archive $(du -sb "$a" | cut -f1) $(find "$a" -maxdepth 1 -type f -regextype posix-extended -regex "$seg" | wc -l) $(find "$a" -maxdepth 1 -type f -regextype posix-extended -regex "$seg" -printf '%T@\\n' | sort -n | tail -n 1 | cut -d. -f1)"
+  echo "df $(df -P "$a" | tail -n 1 | awk '{print $3, $4}')"
+else
+  echo "archive none"
+fi
+echo "now $(date +%s)"
+echo "base $(find "$b" -maxdepth 1 -type f -name '*.tar.*' -printf '%f\\n' 2>/dev/null | sed -n 's/^\\([0-9]\\{8\\}-[0-9]\\{6\\}\\)\\.tar\\..*/\\1/p' | sort | tail -n 1)"
+cd / && runuser -u postgres -- psql -X -At -F ' ' -c "SELECT 'archiver', current_setting('archive_mode'), archived_count, failed_count, coalesce(extract(epoch FROM last_archived_time)::bigint, 0), coalesce(extract(epoch FROM last_failed_time)::bigint, 0), coalesce(last_failed_wal, '-') FROM pg_stat_archiver"`
+  return `sudo -n bash -c ${q(script)}`
+}
+
+export interface WalArchiveFacts {
+  bytes?: number
+  segments?: number
+  newestSegmentAgeSec?: number
+  freeDiskPct?: number
+  /** The newest base backup database-vm took itself (its timer). */
+  vmBaseAgeSec?: number
+  /** The newest base backup on the workstation (backups/). */
+  localBaseAgeSec?: number
+  archiveMode?: string
+  failedCount?: number
+  lastFailedWal?: string
+}
+
+/**
+ * Warns (the issue and the design document ask for attention, not paging) when the archiver
+ * fails, when the archive's disk nears the free-disk threshold (within 5 points), and when no
+ * recent base backup exists (the archive is then neither replayable from a recent point nor pruned).
+ */
+export function parseWalArchive(code: number, stdout: string, stderr: string, opts: {freeDiskPct: number; localBase?: Date; now: Date}): {status: CheckStatus; detail: string; facts: WalArchiveFacts} {
+  const line = (k: string) => new RegExp(`^${k} ?(.*)$`, 'm').exec(stdout)?.[1]?.trim().split(/\s+/).filter(Boolean)
+  const arc = line('archive')
+  const archiver = line('archiver')
+  const now = Number(line('now')?.[0] ?? Math.floor(opts.now.getTime() / 1000))
+  if (code !== 0 || !arc || !archiver) return {status: 'fail', detail: lastLine(stderr) || lastLine(stdout) || `exit ${code}`, facts: {}}
+  const facts: WalArchiveFacts = {archiveMode: archiver[0], failedCount: Number(archiver[2])}
+  const [lastArchived, lastFailed] = [Number(archiver[3]), Number(archiver[4])]
+  const failedWal = archiver[5]
+  if (arc[0] !== 'none') {
+    facts.bytes = Number(arc[0])
+    facts.segments = Number(arc[1])
+    if (arc[2]) facts.newestSegmentAgeSec = Math.max(0, now - Number(arc[2]))
+  }
+  const df = line('df')
+  if (df && df.length === 2 && Number(df[0]) + Number(df[1]) > 0) facts.freeDiskPct = Math.round((Number(df[1]) / (Number(df[0]) + Number(df[1]))) * 1000) / 10
+  const vmBase = line('base')?.[0]
+  if (vmBase) facts.vmBaseAgeSec = Math.max(0, now - Date.UTC(+vmBase.slice(0, 4), +vmBase.slice(4, 6) - 1, +vmBase.slice(6, 8), +vmBase.slice(9, 11), +vmBase.slice(11, 13), +vmBase.slice(13, 15)) / 1000)
+  if (opts.localBase) facts.localBaseAgeSec = Math.max(0, Math.round((opts.now.getTime() - opts.localBase.getTime()) / 1000))
+  if (lastFailed > lastArchived) facts.lastFailedWal = failedWal
+
+  const parts = [
+    arc[0] === 'none' ? 'no archive folder' : `archive ${formatBytes(facts.bytes!)} (${facts.segments} segments), newest ${facts.newestSegmentAgeSec === undefined ? 'none' : `${fmtAge(facts.newestSegmentAgeSec)} ago`}`,
+    `base backup ${facts.vmBaseAgeSec === undefined ? 'none' : `${fmtAge(facts.vmBaseAgeSec)} ago`} on the VM, ${facts.localBaseAgeSec === undefined ? 'none' : `${fmtAge(facts.localBaseAgeSec)} ago`} here`,
+  ]
+  if (facts.freeDiskPct !== undefined) parts.push(`disk ${facts.freeDiskPct} % free`)
+  const warn: string[] = []
+  if (facts.archiveMode !== 'on' && facts.archiveMode !== 'always') warn.push(`archive_mode is ${facts.archiveMode}: no point-in-time recovery (autolabs deploy switches it on)`)
+  if (facts.lastFailedWal) warn.push(`archiving FAILS: ${failedWal} not archived since ${new Date(lastFailed * 1000).toISOString()} (${facts.failedCount} failures; pg_stat_archiver, server log)`)
+  if (facts.freeDiskPct !== undefined && facts.freeDiskPct < opts.freeDiskPct + 5) warn.push(`archive disk ${facts.freeDiskPct} % free, near the ${opts.freeDiskPct} % threshold`)
+  if (facts.vmBaseAgeSec === undefined) warn.push('no base backup on the VM: the archive is not pruned (`autolabs backup schedule` installs the daily one)')
+  else if (facts.vmBaseAgeSec > 2 * 86_400) warn.push(`the VM's newest base backup is ${fmtAge(facts.vmBaseAgeSec)} old (is autolabs-pg-base.timer running?)`)
+  return warn.length > 0 ? {status: 'warn', detail: `${warn.join('; ')} — ${parts.join('; ')}`, facts} : {status: 'ok', detail: parts.join('; '), facts}
+}
+
+function fmtAge(sec: number): string {
+  if (sec < 90) return `${Math.round(sec)} s`
+  if (sec < 90 * 60) return `${Math.round(sec / 60)} min`
+  if (sec < 48 * 3600) return `${Math.round(sec / 3600)} h`
+  return `${Math.round(sec / 86_400)} d`
+}
+

@@ -6,6 +6,7 @@ import type {Role} from '../config/schema.js'
 import {registerSecret} from '../util/redact.js'
 import {tlsPath} from '../config/tls.js'
 import {networkPolicyNames} from '../render/network-policies.js'
+import {VM_BASE_DIR, WAL_ARCHIVE_DIR} from '../backup/pitr-remote.js'
 import {collectStatus, type RemoteShell, type StatusDeps, type StatusPlan, type TlsPeer} from './collect.js'
 import type {DayTwoContext} from './context.js'
 import type {StatusReport} from './types.js'
@@ -36,6 +37,7 @@ export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
     gitlabTls: gitlabTlsTarget(ctx, gitlabExternalUrl),
     namespaces: config.services.kubernetes.namespaces,
     networkPolicies: networkPolicyNames(config),
+    walArchive: config.services.postgres.walArchiving ? {archiveDir: WAL_ARCHIVE_DIR, baseDir: VM_BASE_DIR} : undefined,
     connectTimeoutMs: opts.connectTimeoutMs,
     checkTimeoutMs: opts.checkTimeoutMs,
   }
@@ -98,7 +100,15 @@ export function depsFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
 
 export async function statusOnce(ctx: DayTwoContext, opts: StatusOptions = {}): Promise<StatusReport> {
   const plan = planFromContext(ctx, opts)
+  if (plan.walArchive) plan.walArchive.localBase = await newestLocalBaseTime(ctx.ws.backupsDir)
   for (const pw of Object.values(plan.postgresUsers)) registerSecret(pw)
   if (plan.redisPassword) registerSecret(plan.redisPassword)
   return collectStatus(plan, depsFromContext(ctx, opts))
+}
+
+/** The newest base backup in backups/ (when it became consistent), read from the manifests only. */
+async function newestLocalBaseTime(backupsDir: string): Promise<Date | undefined> {
+  const {newestLocalBase} = await import('../backup/pitr.js')
+  const b = await newestLocalBase(backupsDir).catch(() => undefined)
+  return b?.consistentAt
 }

@@ -1,5 +1,6 @@
 import type {Role} from '../config/schema.js'
 import {CERT_WARN_DAYS} from '../util/expiry.js'
+import type {WalArchiveFacts} from './probes.js'
 
 /**
  * The result of `autolabs status`, also its `--json` shape (documented in docs/day-two.md;
@@ -32,6 +33,8 @@ export interface CheckResult {
   detail: string
   durationMs: number
   metrics?: VmMetrics
+  /** database/wal-archive only: the archive's size, ages and the archiver's state. */
+  walArchive?: WalArchiveFacts
 }
 
 export type Overall = 'healthy' | 'degraded' | 'unreachable'

@@ -4,6 +4,10 @@
  * database per platform user, scram over TCP, Redis with requirepass), and etcd 3.4 with TLS
  * certificates at kubeadm's paths. Run as root inside the machine (no SSH needed).
  */
+import {readFile} from 'node:fs/promises'
+import path from 'node:path'
+
+import {STAGES_DIR} from '../../src/deploy/plan.js'
 import type {LabMachine} from '../support/lab/lab.js'
 import type {Secrets} from '../../src/workspace/secrets.js'
 
@@ -85,3 +89,11 @@ systemctl start etcd`,
 
 export const ETCDCTL = 'ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key'
 
+
+/** WAL archiving exactly as the database stage sets it up: its own step, sourced from assets/stages/database.sh. */
+export async function enableWalArchiving(m: LabMachine) {
+  for (const f of ['database.sh', 'lib/common.sh']) {
+    must(await m.exec(`install -d /opt/stages/lib && cat > /opt/stages/${f}`, {input: await readFile(path.join(STAGES_DIR, f), 'utf8')}), `upload ${f}`)
+  }
+  must(await m.exec('cd /opt/stages && PG_VERSION=$(ls /etc/postgresql) bash -c "source ./database.sh && do_postgres_wal_archive && check_postgres_wal_archive"'), 'postgres_wal_archive step')
+}

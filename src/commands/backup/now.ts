@@ -12,21 +12,24 @@ import type {EncryptKey} from '../../workspace/archive.js'
 import {findWorkspace, type Workspace} from '../../workspace/workspace.js'
 
 export default class BackupNow extends BaseCommand<typeof BackupNow> {
-  static override summary = 'Back up now: Proxmox snapshots, pg_dumpall, gitlab-backup and an etcd snapshot, all at once.'
+  static override summary = 'Back up now: Proxmox snapshots, pg_dumpall, a PostgreSQL base backup and its WAL, gitlab-backup and an etcd snapshot, all at once.'
   static override description = `Into backups/<id>/ of the workspace (id = UTC time, e.g. 20261125-020000):
   snapshots   a Proxmox snapshot "autolabs-<id>" of each VM
   postgres    pg_dumpall streamed over SSH, compressed on the way (postgres.sql.zst)
+  basebackup  pg_basebackup streamed the same way (base.tar.zst), with its WAL range: the start of a point-in-time restore
+  wal         database-vm's WAL archive files not yet here, into backups/wal/ (after the base backup); cheap, so worth a cron job
   gitlab      gitlab-backup create in the GitLab container, plus gitlab-secrets.json and gitlab.rb (0600)
   etcd        etcdctl snapshot save with the kubeadm certificates
   workspace   the workspace's private state (secrets, Terraform state, host keys, kubeconfig), age-encrypted
               to backup.recipients or a passphrase (workspace.tar.age), with a copy on database-vm
 manifest.json records each part: files, sizes, SHA-256, versions, duration, ok/failed. One failing part does not stop the others; the exit code is 1 if any failed.
 
-Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml backup.keepDaily/keepWeekly, 7/4) of the local backups and of the snapshots autolabs made; other snapshots are never touched.`
+Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml backup.keepDaily/keepWeekly, 7/4) of the local backups and of the snapshots autolabs made; other snapshots are never touched. WAL in backups/wal/ older than the oldest kept base backup is removed.`
 
   static override examples = [
     {description: 'Everything:', command: '<%= config.bin %> <%= command.id %>'},
     {description: 'Only the databases, keep 14 daily:', command: '<%= config.bin %> <%= command.id %> --only postgres --keep-daily 14'},
+    {description: 'Copy the WAL archive off database-vm (e.g. every 15 minutes from cron):', command: '<%= config.bin %> <%= command.id %> --only wal'},
   ]
 
   static override flags = {
@@ -73,6 +76,7 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
       )
       const m = result.manifest
       this.info(`Backup ${m.id}: ${m.status} in ${(m.durationMs / 1000).toFixed(1)} s → ${result.dir}`)
+      if (result.retention.removedWal.length > 0) this.info(`Retention removed ${result.retention.removedWal.length} WAL files older than the oldest kept base backup from backups/wal.`)
       if (result.retention.removedLocal.length + result.retention.removedSnapshots.length > 0) {
         this.info(`Retention removed: ${[...result.retention.removedLocal, ...result.retention.removedSnapshots.map((s) => `${s.vm}:${s.snapshot}`)].join(', ')}`)
       }

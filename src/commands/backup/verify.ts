@@ -7,8 +7,8 @@ import {sshFlags, sshOptions} from '../../ssh/flags.js'
 import {findWorkspace} from '../../workspace/workspace.js'
 
 export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
-  static override summary = 'Check a backup: every file against its SHA-256, and the PostgreSQL dump restored into a scratch cluster and compared.'
-  static override description = `The scratch cluster runs on the database VM (same PostgreSQL major version, unix socket only, in /var/tmp, removed afterwards; it needs free disk about the size of the data). The dump is replayed into it, dumped again, and compared database by database with the original. Exit 1 when anything does not match.`
+  static override summary = 'Check a backup: every file against its SHA-256, the PostgreSQL dump restored into a scratch cluster and compared, the base backup replayed with the WAL archive.'
+  static override description = `The scratch cluster runs on the database VM (same PostgreSQL major version, unix socket only, in /var/tmp, removed afterwards; it needs free disk about the size of the data). The dump is replayed into it, dumped again, and compared database by database with the original. A base backup is unpacked into such a scratch cluster and replayed through the VM's WAL archive to its end: it must reach a consistent state and answer. Exit 1 when anything does not match.`
   static override examples = [{description: 'Verify one backup:', command: '<%= config.bin %> <%= command.id %> 20261125-020000'}]
   static override args = {id: Args.string({description: 'Backup id (see `autolabs backup list`).', required: true})}
   static override flags = {
@@ -26,6 +26,7 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
       if (!this.jsonEnabled()) {
         const lines = r.files.map((f) => `${f.ok ? 'ok  ' : 'FAIL'}  ${f.part}/${f.path}: ${f.detail}`)
         if (r.etcd) lines.push(`${r.etcd.ok ? 'ok  ' : 'FAIL'}  etcd snapshot: ${r.etcd.detail}`)
+        if (r.basebackup) lines.push(`${r.basebackup.ok ? 'ok  ' : 'FAIL'}  base backup replay: ${r.basebackup.detail} (${(r.basebackup.durationMs / 1000).toFixed(1)} s)`)
         if (r.postgres) lines.push(`${r.postgres.ok ? 'ok  ' : 'FAIL'}  postgres restore: ${r.postgres.detail} (${(r.postgres.durationMs / 1000).toFixed(1)} s)`)
         lines.push(r.ok ? `Backup ${r.id} verified.` : `Backup ${r.id} FAILED verification.`)
         process.stdout.write(lines.join('\n') + '\n')

@@ -52,7 +52,7 @@ describe('autolabs backup (CLI)', () => {
     expect(r.exitCode, r.stderr).toBe(1)
     const {manifest} = JSON.parse(r.stdout) as {manifest: BackupManifest}
     expect(manifest.status).toBe('partial')
-    expect(Object.fromEntries(manifest.parts.map((p) => [p.part, p.status]))).toEqual({snapshots: 'ok', postgres: 'failed', gitlab: 'failed', etcd: 'failed', workspace: 'failed'})
+    expect(Object.fromEntries(manifest.parts.map((p) => [p.part, p.status]))).toEqual({snapshots: 'ok', postgres: 'failed', basebackup: 'failed', wal: 'failed', gitlab: 'failed', etcd: 'failed', workspace: 'failed'})
     expect(manifest.parts.find((p) => p.part === 'postgres')?.error).toMatch(/database-vm|127\.0\.0\.3/)
     const onDisk = JSON.parse(await readFile(path.join(dir, 'backups', manifest.id, 'manifest.json'), 'utf8')) as BackupManifest
     expect(onDisk).toEqual(manifest)
@@ -94,6 +94,25 @@ describe('autolabs backup (CLI)', () => {
     expect(r.stderr).toMatch(new RegExp(`Backup ${id} has no postgres part \\(it failed when taken\\)`))
   })
 
+  it('backup restore postgres --to: a bad time or target is a usage error (exit 2); without a base backup it says how to take one', async () => {
+    const bad = await runCli(['backup', 'restore', 'postgres', '--to', 'yesterday', '--yes', '--dir', dir], {env})
+    expect(bad.exitCode).toBe(2)
+    expect(bad.stderr).toMatch(/--to "yesterday" is not a time: use "YYYY-MM-DD HH:MM\[:SS\]"/)
+    const etcd = await runCli(['backup', 'restore', 'etcd', '--to', 'latest', '--yes', '--dir', dir], {env})
+    expect(etcd.exitCode).toBe(2)
+    expect(etcd.stderr).toMatch(/does not apply to etcd/)
+    const both = await runCli(['backup', 'restore', 'postgres', '20261201-020000', '--to', 'latest', '--yes', '--dir', dir], {env})
+    expect(both.exitCode).toBe(2)
+    expect(both.stderr).toMatch(/drop the backup id "20261201-020000", or drop --to/)
+    const none = await runCli(['backup', 'restore', 'postgres', '--to', 'latest', '--yes', '--dir', dir], {env})
+    expect(none.exitCode).toBe(1)
+    expect(none.stderr).toMatch(/No base backup in .*backups: a point-in-time restore starts from one/)
+    expect(none.stderr).toMatch(/autolabs backup now/)
+    const noId = await runCli(['backup', 'restore', 'postgres', '--yes', '--dir', dir], {env})
+    expect(noId.exitCode).toBe(2)
+    expect(noId.stderr).toMatch(/needs the backup id, or --to <time>/)
+  })
+
   it('backup verify: a malformed id is a usage error; checksums of a snapshot-only backup pass', async () => {
     const bad = await runCli(['backup', 'verify', '2026-11-25', '--dir', dir])
     expect(bad.exitCode).toBe(2)
@@ -105,12 +124,12 @@ describe('autolabs backup (CLI)', () => {
   })
 
   it('backup schedule creates the job from autolabs.yaml (storage pbs-nfs), then reports unchanged', async () => {
-    const first = await runCli(['backup', 'schedule', '--json', '--dir', dir], {env})
+    const first = await runCli(['backup', 'schedule', '--only', 'proxmox', '--json', '--dir', dir], {env})
     expect(first.exitCode, first.stderr).toBe(0)
     expect(JSON.parse(first.stdout)).toMatchObject({action: 'created', job: {id: 'autolabs-daily', schedule: '02:00', storage: 'pbs-nfs', vmids: [110, 120, 130], mode: 'snapshot', compress: 'zstd', pruneBackups: 'keep-daily=7,keep-weekly=4'}})
-    const again = await runCli(['backup', 'schedule', '--json', '--dir', dir], {env})
+    const again = await runCli(['backup', 'schedule', '--only', 'proxmox', '--json', '--dir', dir], {env})
     expect(JSON.parse(again.stdout).action).toBe('unchanged')
-    const changed = await runCli(['backup', 'schedule', '--keep-weekly', '8', '--json', '--dir', dir], {env})
+    const changed = await runCli(['backup', 'schedule', '--only', 'proxmox', '--keep-weekly', '8', '--json', '--dir', dir], {env})
     expect(JSON.parse(changed.stdout)).toMatchObject({action: 'updated', job: {pruneBackups: 'keep-daily=7,keep-weekly=8'}})
   })
 
