@@ -13,6 +13,7 @@ import {ensureDir, writeFileAtomic} from '../workspace/fs.js'
 import {completeSecrets, generateSecrets, loadSecrets, saveSecrets, type Secrets} from '../workspace/secrets.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {buildPlan, type Plan} from './plan.js'
+import {refuseForeignFiles} from './foreign-files.js'
 import {workspaceFiles} from './render-workspace.js'
 
 /** Flags of `autolabs init` that answer questions (all optional). */
@@ -242,6 +243,7 @@ export async function prepareWorkspace(
   opts: {dryRun: boolean; discover?: Parameters<typeof collectAnswers>[3]['discover']},
 ): Promise<{config: Config; secrets: Secrets; result: InitResult; credentials: CollectedAnswers['credentials']}> {
   const existing = await readRawConfig(ws)
+  await refuseForeignFiles(ws, existing)
   const existingRaw = (existing?.raw ?? {}) as Record<string, any>
   if (existing) validateConfig(existingRaw, ws.configFile) // a broken workspace is reported as such, untouched
   const existingSecrets = await loadSecrets(ws)
