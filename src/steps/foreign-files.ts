@@ -2,6 +2,7 @@ import {readdir} from 'node:fs/promises'
 
 import {configSchema} from '../config/schema.js'
 import {UsageError} from '../errors.js'
+import {closest} from '../ui/suggest.js'
 import type {Workspace} from '../workspace/workspace.js'
 
 const KNOWN_KEYS = new Set(Object.keys(configSchema.shape))
@@ -25,7 +26,8 @@ export async function refuseForeignFiles(ws: Workspace, existing: {raw: unknown}
   if (existing) {
     const raw = existing.raw
     const keys = raw && typeof raw === 'object' && !Array.isArray(raw) ? Object.keys(raw) : []
-    if (!keys.some((k) => KNOWN_KEYS.has(k)))
+    // A misspelt key (netwrok) is still ours: validation names it with "did you mean".
+    if (!keys.some((k) => KNOWN_KEYS.has(k) || closest(k, [...KNOWN_KEYS]) !== undefined))
       throw new UsageError(`${ws.configFile} exists but is not an autolabs configuration (it has none of the keys ${[...KNOWN_KEYS].slice(0, 4).join(', ')}, …), so autolabs will not overwrite it.`, {
         suggestion: elsewhere,
       })
