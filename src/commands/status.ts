@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {UsageError} from '../errors.js'
 import type {StatusReport} from '../status/types.js'
+import {assertVmsCreated} from '../steps/vms-created.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
 export default class Status extends BaseCommand<typeof Status> {
@@ -34,6 +35,7 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
       })
     }
     const ws = findWorkspace({dir: f.dir})
+    await assertVmsCreated(ws)
     const [{openDayTwo}, {statusOnce}, {renderText}] = await Promise.all([import('../status/context.js'), import('../status/run.js'), import('../status/format.js')])
     const opts = {connectTimeoutMs: f['connect-timeout'] * 1000, checkTimeoutMs: f.timeout * 1000}
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), proxmoxTimeoutMs: opts.connectTimeoutMs + opts.checkTimeoutMs})

@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import type {BackupEvent, BackupResult} from '../../backup/run.js'
 import {PARTS, type PartName} from '../../backup/manifest.js'
+import {assertVmsCreated} from '../../steps/vms-created.js'
 import {findWorkspace} from '../../workspace/workspace.js'
 
 export default class BackupNow extends BaseCommand<typeof BackupNow> {
@@ -31,6 +32,7 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
   public async run(): Promise<BackupResult> {
     const f = this.flags
     const ws = findWorkspace({dir: f.dir})
+    await assertVmsCreated(ws)
     const [{openDayTwo}, {runBackup}, {formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/run.js'), import('../../backup/list.js')])
     const parts = (f.only ?? []) as PartName[]
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: parts.length === 0 || parts.includes('snapshots')})

@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {UserError} from '../../errors.js'
 import type {BackupJob, BackupJobSpec} from '../../proxmox/types.js'
+import {assertVmsCreated} from '../../steps/vms-created.js'
 import {findWorkspace} from '../../workspace/workspace.js'
 
 export default class BackupSchedule extends BaseCommand<typeof BackupSchedule> {
@@ -19,6 +20,7 @@ export default class BackupSchedule extends BaseCommand<typeof BackupSchedule> {
   public async run(): Promise<{action: 'created' | 'updated' | 'unchanged'; spec: BackupJobSpec; job?: BackupJob}> {
     const f = this.flags
     const ws = findWorkspace({dir: f.dir})
+    await assertVmsCreated(ws)
     const [{openDayTwo}, {desiredBackupJob, scheduleBackupJob}] = await Promise.all([import('../../status/context.js'), import('../../backup/schedule.js')])
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m)})
     try {
