@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {colorLevel} from '../ui/output.js'
 import {UsageError} from '../errors.js'
 import type {StatusReport} from '../status/types.js'
 import {assertVmsCreated} from '../steps/vms-created.js'
@@ -42,7 +43,7 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
     try {
       if (!f.watch) {
         const report = await statusOnce(ctx, opts)
-        if (!this.jsonEnabled()) process.stdout.write(renderText(report, {color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR}))
+        if (!this.jsonEnabled()) process.stdout.write(renderText(report, {color: colorLevel('stdout') > 0}))
         process.exitCode = report.exitCode
         return report
       }

@@ -9,10 +9,12 @@ import {findWorkspace} from '../../workspace/workspace.js'
 export default class BackupNow extends BaseCommand<typeof BackupNow> {
   static override summary = 'Back up now: Proxmox snapshots, pg_dumpall, gitlab-backup and an etcd snapshot, all at once.'
   static override description = `Into backups/<id>/ of the workspace (id = UTC time, e.g. 20261125-020000):
-  snapshots   a Proxmox snapshot "autolabs-<id>" of each VM
-  postgres    pg_dumpall streamed over SSH, compressed on the way (postgres.sql.zst)
-  gitlab      gitlab-backup create in the GitLab container, plus gitlab-secrets.json and gitlab.rb (0600)
-  etcd        etcdctl snapshot save with the kubeadm certificates
+  snapshots  a Proxmox snapshot "autolabs-<id>" of each VM
+  postgres   pg_dumpall streamed over SSH, compressed on the way
+             (postgres.sql.zst)
+  gitlab     gitlab-backup create in the GitLab container, plus
+             gitlab-secrets.json and gitlab.rb (0600)
+  etcd       etcdctl snapshot save with the kubeadm certificates
 manifest.json records each part: files, sizes, SHA-256, versions, duration, ok/failed. One failing part does not stop the others; the exit code is 1 if any failed.
 
 Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml backup.keepDaily/keepWeekly, 7/4) of the local backups and of the snapshots autolabs made; other snapshots are never touched.`
