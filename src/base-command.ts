@@ -1,6 +1,8 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 
+import {closest} from './ui/suggest.js'
 import {BugError, ConfigError, ExitCode, ExternalError, InterruptedError, isExpected, UserError} from './errors.js'
+import {paint, reportError} from './ui/output.js'
 import {redact, redactDeep} from './util/redact.js'
 
 /**
@@ -36,6 +38,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       helpGroup: 'GLOBAL',
       default: false,
     }),
+    // Read before parsing (src/ui/output.ts, like NO_COLOR); declared so it parses and is documented.
+    color: Flags.boolean({
+      summary: 'Colour on a terminal (default); --no-color or NO_COLOR turns it off, FORCE_COLOR on.',
+      env: 'AUTOLABS_COLOR',
+      helpGroup: 'GLOBAL',
+      allowNo: true,
+    }),
   }
 
   protected flags!: GlobalFlags<T>
@@ -63,7 +72,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected warnUser(message: string): void {
-    process.stderr.write(redact(`Warning: ${message}`) + '\n')
+    process.stderr.write(redact(`${paint.stderr.yellow.bold('Warning:')} ${message}`) + '\n')
   }
 
   protected override toSuccessJson(result: unknown): unknown {
@@ -76,6 +85,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     let message: string
     let suggestion: string | undefined
     let detail: Record<string, unknown> = {}
+    let name: string = err?.name ?? 'Error'
 
     if (err?.name === 'ExitPromptError' || err instanceof InterruptedError) {
       exitCode = ExitCode.interrupted
@@ -91,11 +101,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       }
       if (err instanceof ConfigError) detail = {issues: err.issues, source: err.source}
     } else if (err?.oclif?.exit !== undefined) {
-      // oclif's own parse errors (unknown flag, missing argument): usage errors.
+      // oclif's own parse errors (unknown flag, bad value, missing argument): usage errors in
+      // autolabs' own format, with the flag the user probably meant.
       exitCode = err.oclif.exit === 0 ? 0 : ExitCode.usage
       if (exitCode === 0) return
-      message = err.message
-      suggestion = `See: autolabs ${this.id?.replaceAll(':', ' ') ?? ''} --help`
+      ;({message, suggestion} = this.parseErrorText(err))
+      name = 'UsageError'
     } else {
       const bug = err instanceof BugError ? err : new BugError(err?.message ?? String(err), {cause: err})
       exitCode = ExitCode.failure
@@ -103,17 +114,32 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       suggestion = 'This is a bug in autolabs. Re-run with --verbose and report the output.'
     }
 
-    if (this.jsonEnabled()) {
-      const body = redactDeep({error: {name: err?.name ?? 'Error', message, suggestion, exitCode, ...detail}})
-      process.stdout.write(JSON.stringify(body, null, 2) + '\n')
-    }
-    let text = `Error: ${message}`
-    if (suggestion) text += `\n${suggestion}`
-    if (verbose && err?.stack) text += `\n\n${err.stack}`
-    process.stderr.write(redact(text) + '\n')
+    reportError({name, message, suggestion, exitCode, detail}, {json: this.jsonEnabled(), stack: verbose ? err?.stack : undefined})
     process.exitCode = exitCode
     // oclif's handle() would print again; exit with the code once output is flushed.
     return this.exit(exitCode)
+  }
+
+  /** An oclif parse error as a sentence and a "try this" that names only flags that exist. */
+  private parseErrorText(err: Error & {flags?: string[]}): {message: string; suggestion: string} {
+    const command = `autolabs ${this.id?.replaceAll(':', ' ') ?? ''}`.trim()
+    const help = `See \`${command} --help\`.`
+    const text = err.message.replace(/\nSee more help with --help$/, '').replace(/\s*\n\t/g, ': ')
+    if (!Array.isArray(err.flags)) return {message: text, suggestion: help}
+    const known = Object.entries({...this.ctor.flags, ...(this.ctor as typeof BaseCommand).baseFlags, ...(this.ctor.enableJsonFlag ? {json: {}} : {})}).flatMap(
+      ([name, f]) => [`--${name}`, ...((f as {allowNo?: boolean}).allowNo ? [`--no-${name}`] : [])],
+    )
+    // A long flag typed with one dash (-yes) reaches oclif as -y plus "-es": name what was typed.
+    const typed = this.argv.filter((a) => /^-[^-]{2,}/.test(a) && !/^-\d/.test(a)).map((a) => a.split('=')[0])
+    const unknown = err.flags.map((f) => {
+      const single = typed.find((t) => t.endsWith(f.slice(1)))
+      return single ?? f.split('=')[0]
+    })
+    const guesses = unknown.map((f) => (known.includes(`-${f}`) ? `-${f}` : closest(f.replace(/^-+/, '--'), known))).filter((g): g is string => g !== undefined)
+    return {
+      message: `Unknown flag${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} for \`${command}\`.`,
+      suggestion: guesses.length > 0 ? `Did you mean ${guesses.join(', ')}? ${help}` : help,
+    }
   }
 }
 

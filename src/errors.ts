@@ -42,14 +42,25 @@ export interface FieldIssue {
 export class ConfigError extends UsageError {
   readonly issues: FieldIssue[]
   readonly source: string
-  constructor(source: string, issues: FieldIssue[]) {
+  /**
+   * `flags`: the flag that sets a path (init's --gitlab-ip for network.vms.gitlab.ip): the
+   * suggestion names it for those fields, and the file only for fields no flag sets.
+   */
+  constructor(source: string, issues: FieldIssue[], opts: {flags?: Record<string, string>} = {}) {
     const lines = issues.map((i) => `  - ${i.path}: ${i.message}${i.fix ? ` (${i.fix})` : ''}`)
     const fromFlag = source.startsWith('--')
-    super(`Invalid ${fromFlag ? 'value for' : 'configuration in'} ${source}:\n${lines.join('\n')}`, {
-      suggestion: fromFlag
-        ? `Pass a valid value with ${source.split(' ')[0]}. Nothing was written.`
-        : `Fix the field${issues.length > 1 ? 's' : ''} above in ${source} (or pass the matching flags) and run the command again. Nothing was written.`,
-    })
+    const flags = [...new Set(issues.map((i) => opts.flags?.[i.path]).filter((f): f is string => f !== undefined))]
+    const fields = issues.filter((i) => opts.flags?.[i.path] === undefined && i.path !== '(yaml)').map((i) => i.path)
+    const isFile = /\.ya?ml$/.test(source)
+    const fixes = fromFlag
+      ? [`Pass a valid value with ${source.split(' ')[0]}.`]
+      : [
+          ...(flags.length > 0 ? [`Pass a valid value with ${flags.join(', ')}.`] : []),
+          ...(fields.length > 0 || flags.length === 0
+            ? [isFile ? `Fix ${fields.length > 0 ? fields.join(', ') : 'it'} in ${source} and run the command again.` : `Set ${fields.join(', ')} in autolabs.yaml and run the command again.`]
+            : []),
+        ]
+    super(`Invalid ${fromFlag ? 'value for' : 'configuration in'} ${source}:\n${lines.join('\n')}`, {suggestion: `${fixes.join(' ')} Nothing was written.`})
     this.name = 'ConfigError'
     this.issues = issues
     this.source = source

@@ -8,6 +8,7 @@ import {canPrompt} from '../prompts/ask.js'
 import {sshFlags, sshOptions} from '../ssh/flags.js'
 import {redact} from '../util/redact.js'
 import {loadSecrets} from '../workspace/secrets.js'
+import {assertVmsCreated} from '../steps/vms-created.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
@@ -36,6 +37,7 @@ A failure on one VM does not stop the others; the summary names the failed step,
     const ws = findWorkspace({dir: this.flags.dir})
     const {config, warnings} = await loadConfig(ws)
     for (const w of warnings) this.warnUser(`${w.path}: ${w.message}`)
+    await assertVmsCreated(ws)
     const secrets = await loadSecrets(ws)
     if (!secrets) {
       throw new UserError(`No secrets in ${ws.secretsFile}.`, {suggestion: 'Run `autolabs init` first: it generates them.'})

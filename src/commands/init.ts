@@ -1,6 +1,9 @@
 import {Flags} from '@oclif/core'
 
+import path from 'node:path'
+
 import {BaseCommand, terraformFlag} from '../base-command.js'
+import {paint} from '../ui/output.js'
 import {canPrompt} from '../prompts/ask.js'
 import {sshFlags, sshOptions} from '../ssh/flags.js'
 import {formatPlan} from '../steps/plan-format.js'
@@ -102,9 +105,10 @@ Running init again on an existing workspace updates it; generated secrets are ne
       const {result} = await prepareWorkspace(ws, answers, ctx, {dryRun: true})
       for (const w of result.warnings) this.warnUser(`${w.path}: ${w.message}${w.fix ? ` (${w.fix})` : ''}`)
       if (!this.jsonEnabled()) {
-        process.stdout.write(formatPlan(result.plan) + '\n')
+        process.stdout.write(formatPlan(result.plan, {color: paint.stdout}) + '\n')
         this.info(`\nDry run: workspace ${result.created ? 'written' : 'updated'} in ${ws.root}; nothing was contacted or created.`)
         if (result.secretsGenerated.length > 0) this.info(`Generated secrets (in .autolabs/secrets.yaml, 0600): ${result.secretsGenerated.join(', ')}`)
+        this.info(`\n${paint.stderr.bold('Next:')} ${nextCommand(ws.root, result.plan.proxmox.url)}`)
       }
       return result
     }
@@ -112,4 +116,12 @@ Running init again on an existing workspace updates it; generated secrets are ne
     const {runInit} = await import('../steps/init-run.js')
     return runInit({ws, answers, ctx, log: (m) => this.info(m), warn: (m) => this.warnUser(m), json: this.jsonEnabled(), verbose: f.verbose, skipDeploy: f['skip-deploy'], rotateToken: f['rotate-token'], ssh: sshOptions(f, ctx.interactive && !f.yes), terraformBin: f.terraform, allowReplace: f['allow-replace']})
   }
+}
+
+/** The command that turns a dry run into the real thing: same workspace, the host still missing. */
+export function nextCommand(root: string, url: string): string {
+  const rel = path.relative(process.cwd(), root)
+  const dir = rel === '' ? '' : ` --dir ${/^[\w./-]+$/.test(rel) ? rel : JSON.stringify(rel)}`
+  if (/\/\/pve\.example[:/]/.test(url)) return `\`autolabs init${dir} --proxmox-url <your Proxmox host>\` creates the VMs.`
+  return `\`autolabs preflight${dir}\` checks the host, then \`autolabs init${dir}\` creates the VMs.`
 }

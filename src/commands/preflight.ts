@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand, terraformFlag} from '../base-command.js'
+import {statusMark} from '../ui/output.js'
 import {ExitCode} from '../errors.js'
 import {sshJumpHostFlag} from '../ssh/flags.js'
 import type {PreflightResult} from '../steps/preflight.js'
@@ -81,16 +82,16 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
     } finally {
       await client?.close()
     }
-    if (!this.jsonEnabled()) process.stdout.write(formatChecks(result) + '\n')
+    if (!this.jsonEnabled()) process.stdout.write(formatChecks(result, (status, text) => statusMark(status, text)) + '\n')
     if (!result.ok) process.exitCode = ExitCode.failure
     return result
   }
 }
 
 /** Plain text, one check per line, the fix indented below a warning or failure. */
-export function formatChecks(result: PreflightResult): string {
+export function formatChecks(result: PreflightResult, paintMark: (status: string, text: string) => string = (_, t) => t): string {
   const mark = {pass: 'PASS', warn: 'WARN', fail: 'FAIL'} as const
-  const lines = result.checks.flatMap((c) => [`${mark[c.status]}  ${c.title}: ${c.detail}`, ...(c.fix && c.status !== 'pass' ? [`      fix: ${c.fix}`] : [])])
+  const lines = result.checks.flatMap((c) => [`${paintMark(c.status, mark[c.status])}  ${c.title}: ${c.detail}`, ...(c.fix && c.status !== 'pass' ? [`      fix: ${c.fix}`] : [])])
   const fails = result.checks.filter((c) => c.status === 'fail').length
   const warns = result.checks.filter((c) => c.status === 'warn').length
   lines.push('', result.ok ? `Preflight passed${warns ? ` with ${warns} warning${warns > 1 ? 's' : ''}` : ''}.` : `Preflight failed: ${fails} check${fails > 1 ? 's' : ''} to fix before autolabs creates anything.`)

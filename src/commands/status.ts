@@ -1,10 +1,12 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {colorLevel} from '../ui/output.js'
 import {UsageError} from '../errors.js'
 import {canPrompt} from '../prompts/ask.js'
 import {sshFlags, sshOptions} from '../ssh/flags.js'
 import type {StatusReport} from '../status/types.js'
+import {assertVmsCreated} from '../steps/vms-created.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
 export default class Status extends BaseCommand<typeof Status> {
@@ -37,13 +39,14 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
       })
     }
     const ws = findWorkspace({dir: f.dir})
+    await assertVmsCreated(ws)
     const [{openDayTwo}, {statusOnce}, {renderText}] = await Promise.all([import('../status/context.js'), import('../status/run.js'), import('../status/format.js')])
     const opts = {connectTimeoutMs: f['connect-timeout'] * 1000, checkTimeoutMs: f.timeout * 1000}
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), proxmoxTimeoutMs: opts.connectTimeoutMs + opts.checkTimeoutMs, ssh: {...sshOptions(f, canPrompt() && !this.jsonEnabled()), perVmErrors: true}})
     try {
       if (!f.watch) {
         const report = await statusOnce(ctx, opts)
-        if (!this.jsonEnabled()) process.stdout.write(renderText(report, {color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR}))
+        if (!this.jsonEnabled()) process.stdout.write(renderText(report, {color: colorLevel('stdout') > 0}))
         process.exitCode = report.exitCode
         return report
       }

@@ -15,13 +15,17 @@ export interface ValidatedConfig {
   warnings: FieldIssue[]
 }
 
-/** Validate a raw object (from YAML, flags, or both). Throws ConfigError naming every bad field. */
-export function validateConfig(raw: unknown, source = 'autolabs.yaml'): ValidatedConfig {
+/**
+ * Validate a raw object (from YAML, flags, or both). Throws ConfigError naming every bad field.
+ * `given`/`flags`: the paths the user gave and the flags that set them (see crossFieldIssues
+ * and ConfigError), so the error blames what the user gave and names the flag to fix it.
+ */
+export function validateConfig(raw: unknown, source = 'autolabs.yaml', opts: {given?: ReadonlySet<string>; flags?: Record<string, string>} = {}): ValidatedConfig {
   const parsed = configSchema.safeParse(raw ?? {})
-  if (!parsed.success) throw new ConfigError(source, zodIssuesToFieldIssues(configSchema, parsed.error.issues))
-  const issues = crossFieldIssues(parsed.data)
+  if (!parsed.success) throw new ConfigError(source, zodIssuesToFieldIssues(configSchema, parsed.error.issues), opts)
+  const issues = crossFieldIssues(parsed.data, opts.given)
   const errors = issues.filter((i) => i.severity !== 'warning')
-  if (errors.length > 0) throw new ConfigError(source, errors)
+  if (errors.length > 0) throw new ConfigError(source, errors, opts)
   return {config: parsed.data, warnings: issues.filter((i) => i.severity === 'warning')}
 }
 

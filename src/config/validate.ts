@@ -2,6 +2,7 @@ import type {z} from 'zod'
 
 import type {FieldIssue} from '../errors.js'
 import {DESIGN_SIZES, gitlabMinPostgres} from './catalog.js'
+import {freeRange} from './defaults.js'
 import {cidrContains, cidrsOverlap, hasHostBits, intToIp, ipToInt, parseCidr} from './net.js'
 import {type Config, ROLES} from './schema.js'
 
@@ -80,10 +81,15 @@ export function zodIssuesToFieldIssues(schema: z.ZodType, issues: z.core.$ZodIss
 /**
  * Rules that span fields: addresses inside the subnet and distinct, CIDRs not overlapping,
  * VMIDs distinct, sizes within the design table, versions that can work together.
+ * `given`: the paths the user has just given (flags, a prompt); where two fields clash, the
+ * one given is blamed, not the default it ran into.
  */
-export function crossFieldIssues(c: Config): FieldIssue[] {
+export function crossFieldIssues(c: Config, given: ReadonlySet<string> = new Set()): FieldIssue[] {
   const issues: FieldIssue[] = []
   const err = (path: string, message: string, fix?: string) => issues.push({path, message, fix, severity: 'error'})
+  /** A clash between `path` (checked) and `other`: blame `other` when only it was given. */
+  const clash = (path: string, other: string, message: string, otherMessage: string, fix: string, otherFix = fix) =>
+    given.has(other) && !given.has(path) ? err(other, otherMessage, otherFix) : err(path, message, fix)
   const warn = (path: string, message: string, fix?: string) => issues.push({path, message, fix, severity: 'warning'})
   const {subnet, gateway} = c.network
   const net = parseCidr(subnet)
@@ -99,9 +105,9 @@ export function crossFieldIssues(c: Config): FieldIssue[] {
     if (!cidrContains(subnet, ip)) err(path, `${ip} is outside network.subnet ${subnet}`, `pick an address inside ${subnet}`)
     else if (ipToInt(ip) === net.network) err(path, `${ip} is the network address of ${subnet}`, 'pick a host address')
     else if (ipToInt(ip) === net.broadcast) err(path, `${ip} is the broadcast address of ${subnet}`, 'pick a host address')
-    if (ip === gateway) err(path, `${ip} is the gateway address`, 'pick an address different from network.gateway')
+    if (ip === gateway) clash(path, 'network.gateway', `${ip} is the gateway address`, `${ip} is also network.vms.${role}.ip`, 'pick an address different from network.gateway', `pick an address different from network.vms.${role}.ip`)
     const other = seen.get(ip)
-    if (other) err(path, `${ip} is already used by network.vms.${other}.ip`, 'give every VM its own address')
+    if (other) clash(path, `network.vms.${other}.ip`, `${ip} is already used by network.vms.${other}.ip`, `${ip} is already used by ${path}`, 'give every VM its own address')
     seen.set(ip, role)
   }
 
@@ -112,10 +118,18 @@ export function crossFieldIssues(c: Config): FieldIssue[] {
   ] as const) {
     const path = `services.kubernetes.${field}`
     if (hasHostBits(value)) err(path, `${value} has host bits set`, `use the network address ${intToIp(parseCidr(value).network)}/${parseCidr(value).prefix}`)
-    if (cidrsOverlap(value, subnet))
-      err(path, `${value} overlaps the VM subnet ${subnet}`, field === 'podCidr' ? "Calico's default 192.168.0.0/16 does; use e.g. 10.244.0.0/16" : 'use e.g. 10.96.0.0/12')
+    if (cidrsOverlap(value, subnet)) {
+      // A suggestion that works: a free range of the same size, never the failing value.
+      const other = field === 'podCidr' ? k.serviceCidr : k.podCidr
+      const free = freeRange(field === 'podCidr' ? '10.244.0.0/16' : '10.96.0.0/12', [subnet, other, value])
+      const instead = free ? `set ${path} to e.g. ${free} in autolabs.yaml` : `set ${path} to a range outside ${subnet} in autolabs.yaml`
+      clash(path, 'network.subnet', `${value} overlaps the VM subnet ${subnet}`, `${subnet} overlaps ${path} ${value}`, instead, `choose a subnet outside ${value}, or ${instead}`)
+    }
   }
-  if (cidrsOverlap(k.podCidr, k.serviceCidr)) err('services.kubernetes.serviceCidr', `${k.serviceCidr} overlaps services.kubernetes.podCidr ${k.podCidr}`, 'use separate ranges, e.g. 10.244.0.0/16 and 10.96.0.0/12')
+  if (cidrsOverlap(k.podCidr, k.serviceCidr)) {
+    const free = freeRange('10.96.0.0/12', [subnet, k.podCidr, k.serviceCidr])
+    err('services.kubernetes.serviceCidr', `${k.serviceCidr} overlaps services.kubernetes.podCidr ${k.podCidr}`, `use separate ranges${free ? `, e.g. services.kubernetes.serviceCidr ${free}` : ''}`)
+  }
   for (const [i, cidr] of c.network.adminCidrs.entries())
     if (hasHostBits(cidr)) err(`network.adminCidrs[${i}]`, `${cidr} has host bits set`, `use ${intToIp(parseCidr(cidr).network)}/${parseCidr(cidr).prefix}`)
 

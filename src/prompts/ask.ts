@@ -15,7 +15,7 @@ export interface Question<T> {
   message: string
   /** Given on the command line or in the environment. */
   given?: T
-  /** From the existing workspace (init on an existing workspace updates). */
+  /** From the existing workspace or the answers a failed run kept. */
   existing?: T
   default?: T
   /** Returns an error message or true. */
@@ -43,7 +43,7 @@ export async function ask<T>(q: Question<T>, ctx: AskContext): Promise<T> {
   const check = (raw: T, origin: string): T => {
     const v = q.normalize ? q.normalize(raw) : raw
     const ok = q.validate ? q.validate(v) : true
-    if (ok !== true) throw new ConfigError(origin, [{path: q.key, message: ok}])
+    if (ok !== true) throw new ConfigError(origin, [{path: q.key, message: ok}], {flags: {[q.key]: q.flag}})
     return v
   }
   if (q.given !== undefined) return check(q.given, `${q.flag}${q.env ? ` (${q.env})` : ''}`)
@@ -53,7 +53,8 @@ export async function ask<T>(q: Question<T>, ctx: AskContext): Promise<T> {
       throw new UsageError(`No answer for "${q.message.replace(/[?:]\s*$/, '')}" (${q.key}).`, {
         suggestion: `Pass ${q.flag}${q.env ? ` or set ${q.env}` : ''}${ctx.interactive ? '' : ' (no terminal to ask on)'}.`,
       })
-    return fallback
+    // A saved answer or a default can clash with what was given since: the same rules apply.
+    return check(fallback, q.existing === undefined ? 'the defaults' : 'the saved answers')
   }
   return check(await prompt(q, fallback), 'the answer')
 }
@@ -62,7 +63,13 @@ async function prompt<T>(q: Question<T>, fallback: T | undefined): Promise<T> {
   const inq = await import('@inquirer/prompts')
   const validate = (v: unknown) => (q.validate ? q.validate((q.normalize ? q.normalize(v as T) : v) as T) : true)
   const opts = {output: process.stderr}
-  if (q.secret) return (await inq.password({message: q.message, mask: '*', validate}, opts)) as T
+  if (q.secret) {
+    // No mask: one "*" per key would show the secret's length. Enter keeps a saved secret.
+    const keep = fallback !== undefined
+    const message = keep ? `${q.message.replace(/:\s*$/, '')} (Enter keeps the saved one):` : q.message
+    const typed = await inq.password({message, validate: (v) => (keep && v === '' ? true : validate(v))}, opts)
+    return (keep && typed === '' ? fallback : typed) as T
+  }
   if (q.choices) return (await inq.select({message: q.message, choices: q.choices, default: fallback}, opts)) as T
   if (q.kind === 'confirm') return (await inq.confirm({message: q.message, default: fallback as boolean}, opts)) as T
   if (q.kind === 'number')

@@ -133,7 +133,8 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
             }
           : false,
     })
-    for (const c of pre.checks) log(`  ${c.status === 'pass' ? 'ok  ' : c.status === 'warn' ? 'warn' : 'FAIL'} ${c.title}: ${c.detail}${c.status !== 'pass' && c.fix ? `\n       fix: ${c.fix}` : ''}`)
+    const {statusMark, paint} = await import('../ui/output.js')
+    for (const c of pre.checks) log(`  ${statusMark(c.status, c.status === 'pass' ? 'ok  ' : c.status === 'warn' ? 'warn' : 'FAIL', paint.stderr)} ${c.title}: ${c.detail}${c.status !== 'pass' && c.fix ? `\n       fix: ${c.fix}` : ''}`)
     if (!pre.ok)
       throw new UserError('Preflight failed: nothing was created.', {suggestion: 'Fix the checks marked FAIL above (or in `autolabs preflight`), then run `autolabs init` again.'})
 

@@ -77,7 +77,9 @@ export function buildPlan(config: Config, files: string[] = []): Plan {
         seen.set(stage.id, ps)
         stages.push(ps)
       }
-      ps.vms.push({role, name: config.vms[role].name, steps: stage.steps.map((s) => ({id: s.id, title: s.title}))})
+      // Without a proxy the step only sets apt's timeouts (and removes a proxy left behind).
+      const title = (s: {id: string; title: string}) => (s.id === 'apt_proxy' && !config.network.aptProxy ? 'Set apt timeouts (no apt proxy)' : s.title)
+      ps.vms.push({role, name: config.vms[role].name, steps: stage.steps.map((s) => ({id: s.id, title: title(s)}))})
     }
   }
 

@@ -8,6 +8,7 @@ import type {Config} from '../../config/schema.js'
 import {UserError} from '../../errors.js'
 import {canPrompt} from '../../prompts/ask.js'
 import {sshFlags, sshOptions} from '../../ssh/flags.js'
+import {assertVmsCreated} from '../../steps/vms-created.js'
 import type {EncryptKey} from '../../workspace/archive.js'
 import {findWorkspace, type Workspace} from '../../workspace/workspace.js'
 
@@ -15,13 +16,18 @@ export default class BackupNow extends BaseCommand<typeof BackupNow> {
   static override summary = 'Back up now: Proxmox snapshots, pg_dumpall, a PostgreSQL base backup and its WAL, gitlab-backup and an etcd snapshot, all at once.'
   static override description = `Into backups/<id>/ of the workspace (id = UTC time, e.g. 20261125-020000):
   snapshots   a Proxmox snapshot "autolabs-<id>" of each VM
-  postgres    pg_dumpall streamed over SSH, compressed on the way (postgres.sql.zst)
-  basebackup  pg_basebackup streamed the same way (base.tar.zst), with its WAL range: the start of a point-in-time restore
-  wal         database-vm's WAL archive files not yet here, into backups/wal/ (after the base backup); cheap, so worth a cron job
-  gitlab      gitlab-backup create in the GitLab container, plus gitlab-secrets.json and gitlab.rb (0600)
+  postgres    pg_dumpall streamed over SSH, compressed on the way
+              (postgres.sql.zst)
+  basebackup  pg_basebackup streamed the same way (base.tar.zst), with its
+              WAL range: the start of a point-in-time restore
+  wal         database-vm's WAL archive files not yet here, into
+              backups/wal/ (after the base backup); cheap, worth a cron job
+  gitlab      gitlab-backup create in the GitLab container, plus
+              gitlab-secrets.json and gitlab.rb (0600)
   etcd        etcdctl snapshot save with the kubeadm certificates
-  workspace   the workspace's private state (secrets, Terraform state, host keys, kubeconfig), age-encrypted
-              to backup.recipients or a passphrase (workspace.tar.age), with a copy on database-vm
+  workspace   the workspace's private state (secrets, Terraform state, host
+              keys, kubeconfig), age-encrypted to backup.recipients or a
+              passphrase (workspace.tar.age), with a copy on database-vm
 manifest.json records each part: files, sizes, SHA-256, versions, duration, ok/failed. One failing part does not stop the others; the exit code is 1 if any failed.
 
 Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml backup.keepDaily/keepWeekly, 7/4) of the local backups and of the snapshots autolabs made; other snapshots are never touched. WAL in backups/wal/ older than the oldest kept base backup is removed.`
@@ -44,6 +50,7 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
   public async run(): Promise<BackupResult> {
     const f = this.flags
     const ws = findWorkspace({dir: f.dir})
+    await assertVmsCreated(ws)
     const [{openDayTwo}, {runBackup}, {formatBytes}] = await Promise.all([import('../../status/context.js'), import('../../backup/run.js'), import('../../backup/list.js')])
     const parts = (f.only ?? []) as PartName[]
     const ctx = await openDayTwo(ws, {

@@ -11,10 +11,18 @@ type RestoreResult = {what: 'postgres' | 'etcd' | 'snapshot'; id: string; vm?: s
 
 export default class BackupRestore extends BaseCommand<typeof BackupRestore> {
   static override summary = 'Restore PostgreSQL or etcd from a backup, or roll a VM back to an autolabs snapshot.'
-  static override description = `  backup restore postgres --to <time>   point in time: the newest base backup before <time>, replayed through the WAL archive up to <time> ("latest": to the end of the archive); the current data directory is kept on the VM
-  backup restore postgres <id>          replaces every database, role and grant with the dump (connections are closed)
-  backup restore etcd <id>              stops etcd, restores the snapshot into a new data dir (the old one is kept beside it), starts etcd
-  backup restore snapshot <vm> <id>     Proxmox rollback of <vm> (gitlab-vm, database-vm, k8s-vm or its role) to autolabs-<id>
+  static override description = `  backup restore postgres --to <time>
+      point in time: the newest base backup before <time>, replayed through
+      the WAL archive up to <time> ("latest": to the end of the archive);
+      the current data directory is kept on the VM
+      replaces every database, role and grant with the dump (connections
+      are closed)
+  backup restore etcd <id>
+      stops etcd, restores the snapshot into a new data dir (the old one is
+      kept beside it), starts etcd
+  backup restore snapshot <vm> <id>
+      Proxmox rollback of <vm> (gitlab-vm, database-vm, k8s-vm or its role)
+      to autolabs-<id>
 Each asks for confirmation; without a terminal pass --yes. The backup's checksum is checked first.`
   static override examples = [
     {description: 'Undo a dropped table: back to 14:04 today (your time zone):', command: '<%= config.bin %> <%= command.id %> postgres --to "2026-12-01 14:04"'},

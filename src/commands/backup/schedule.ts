@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {UserError} from '../../errors.js'
 import type {BackupJob, BackupJobSpec} from '../../proxmox/types.js'
+import {assertVmsCreated} from '../../steps/vms-created.js'
 import {findWorkspace} from '../../workspace/workspace.js'
 
 const TARGETS = ['proxmox', 'database'] as const
@@ -35,6 +36,7 @@ Running it again changes nothing unless the settings changed.`
     const f = this.flags
     const targets = f.only && f.only.length > 0 ? f.only : [...TARGETS]
     const ws = findWorkspace({dir: f.dir})
+    await assertVmsCreated(ws)
     const [{openDayTwo}, {desiredBackupJob, scheduleBackupJob, pgBaseUnits, installPgBaseTimer}] = await Promise.all([import('../../status/context.js'), import('../../backup/schedule.js')])
     const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: targets.includes('proxmox')})
     try {

@@ -14,7 +14,7 @@ afterAll(async () => Promise.all(dirs.map((d) => removeDir(d))))
 
 const flagCases: Array<[string, string[], string]> = [
   ['a VM address outside the subnet', ['--gitlab-ip', '10.0.0.5'], 'network.vms.gitlab.ip'],
-  ['two VMs on one address', ['--database-ip', '192.168.100.10'], 'network.vms.database.ip'],
+  ['two VMs on one address', ['--gitlab-ip', '192.168.100.10', '--database-ip', '192.168.100.10'], 'network.vms.database.ip'],
   ['the network address', ['--k8s-ip', '192.168.100.0'], 'network.vms.k8s.ip'],
   ['the broadcast address', ['--k8s-ip', '192.168.100.255'], 'network.vms.k8s.ip'],
   ['the gateway address for a VM', ['--gitlab-ip', '192.168.100.1'], 'network.vms.gitlab.ip'],

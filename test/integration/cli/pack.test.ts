@@ -1,6 +1,6 @@
 import {execa} from 'execa'
 import {existsSync} from 'node:fs'
-import {mkdir, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
@@ -21,6 +21,7 @@ describe('the npm package', () => {
     expect(files).toContain('oclif.manifest.json')
     expect(files).toContain('assets/terraform/providers.tf')
     expect(files).toContain('assets/stages/database.sh')
+    expect(files).toContain('docs/day-two.md')
     expect(files.filter((f) => f.startsWith('test/') || f.startsWith('src/') || f.endsWith('.ts'))).toEqual([])
 
     const app = path.join(dir, 'app')
@@ -33,5 +34,31 @@ describe('the npm package', () => {
     expect(r.exitCode, r.stderr).toBe(0)
     expect(JSON.parse(r.stdout).plan.vms).toHaveLength(3)
     expect(existsSync(path.join(dir, 'ws/terraform/k8s-vm.tf'))).toBe(true)
+
+    // Every link in the README and the docs, and every docs/ file named in a command's --help,
+    // leads to a file (and heading) inside the installed package: they work from npx too.
+    const pkg = path.join(app, 'node_modules/autolabs')
+    const manifest = JSON.parse(await readFile(path.join(pkg, 'package.json'), 'utf8'))
+    expect(manifest.repository?.url).toMatch(/^git\+https:\/\//)
+    expect(manifest.homepage).toMatch(/^https:\/\//)
+    expect(manifest.bugs?.url).toMatch(/^https:\/\//)
+    const slug = (h: string) => h.trim().toLowerCase().replaceAll(/[^\w\- ]/g, '').replaceAll(' ', '-')
+    const targets: Array<{from: string; to: string}> = []
+    for (const doc of ['README.md', ...(await readdir(path.join(pkg, 'docs'))).map((f) => `docs/${f}`)]) {
+      const text = await readFile(path.join(pkg, doc), 'utf8')
+      for (const [, link] of text.matchAll(/\]\(([^)\s]+)\)/g)) if (!/^[a-z]+:/.test(link)) targets.push({from: doc, to: path.join(path.dirname(doc), link)})
+    }
+    const ids = JSON.parse(await readFile(path.join(pkg, 'oclif.manifest.json'), 'utf8')).commands as Record<string, unknown>
+    for (const id of ['', ...Object.keys(ids)]) {
+      const help = await execa(bin, [...id.split(':').filter(Boolean), '--help'], {cwd: app})
+      for (const [doc] of help.stdout.matchAll(/\bdocs\/[\w.-]+\.md\b/g)) targets.push({from: `autolabs ${id.replaceAll(':', ' ')} --help`, to: doc})
+    }
+    expect(targets.length).toBeGreaterThan(4)
+    for (const {from, to} of targets) {
+      const [file, anchor] = to.split('#')
+      const target = file === '' ? from : file
+      expect(existsSync(path.join(pkg, target)), `${from} → ${to}`).toBe(true)
+      if (anchor) expect((await readFile(path.join(pkg, target), 'utf8')).split('\n').filter((l) => l.startsWith('#')).map((l) => slug(l.replace(/^#+/, '')))).toContain(anchor)
+    }
   }, 300_000)
 })
