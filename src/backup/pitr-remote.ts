@@ -145,7 +145,7 @@ lines_before=$(wc -l <"$log" 2>/dev/null || echo 0)
 systemctl stop "$unit"
 mv -- "$data" "$old"
 mv -- "$new" "$data"
-promoted() { [ "$(runuser -u postgres -- psql -X -At -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; }
+promoted() { [ "$(PGCONNECT_TIMEOUT=5 timeout 10 runuser -u postgres -- psql -X -At -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; }
 rollback() {
   echo "autolabs: the restored server did not come up; putting the previous data directory back" >&2
   tail -n +"$((lines_before + 1))" "$log" 2>/dev/null | tail -n 15 >&2 || true
@@ -157,7 +157,7 @@ rollback() {
   exit 5
 }
 # A long replay may outlast the start-up wait of pg_ctlcluster: the server itself decides.
-systemctl start "$unit" || true
+timeout 300 systemctl start "$unit" || true
 ok=
 for _ in $(seq 1 7200); do
   if promoted; then ok=1; break; fi
