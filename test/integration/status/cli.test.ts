@@ -1,4 +1,4 @@
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {mkdir, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
@@ -85,8 +85,21 @@ describe('autolabs status (CLI)', () => {
   })
 
   it.skipIf(missing('script', existsSync('/usr/bin/script')))('--watch redraws in place on a terminal until Ctrl+C, then exits with the last verdict', async () => {
-    // script(1) gives the CLI a pseudo-terminal; timeout sends the Ctrl+C (SIGINT) after 5 s.
-    const r = await execa('script', ['-qec', `timeout --preserve-status -s INT 5 node ${BIN} status --watch --interval 1 --connect-timeout 1 --dir ${dir}`, '/dev/null'], {reject: false, timeout: 30_000, env: {AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret}})
+    // script(1) gives the CLI a pseudo-terminal; the Ctrl+C (SIGINT) goes to the CLI once it has
+    // drawn its second frame (an event, not a fixed wait, so a slow machine draws as many).
+    const pidFile = path.join(dir, 'watch.pid')
+    const child = execa('script', ['-qec', `sh -c 'echo $$ > ${pidFile}; exec node ${BIN} status --watch --interval 1 --connect-timeout 1 --dir ${dir}'`, '/dev/null'], {reject: false, timeout: 120_000, env: {AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret}})
+    let seen = ''
+    let interrupted = false
+    child.stdout!.on('data', (d: Buffer) => {
+      seen += d.toString()
+      if (!interrupted && seen.split('\u001B[H').length - 1 >= 2 && seen.endsWith('Ctrl+C to stop)')) {
+        interrupted = true
+        process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGINT')
+      }
+    })
+    const r = await child
+    expect(interrupted).toBe(true)
     const out = r.stdout
     expect(out.startsWith('\u001B[2J')).toBe(true)
     const frames = out.split('\u001B[H').length - 1
