@@ -168,6 +168,11 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
     }
     for (const f of await workspaceFiles(ws, cfg, current)) if (!f.onlyIfMissing) await writeFileAtomic(f.path, f.content, f.mode)
 
+    // SSH credentials and route are settled before anything is created (a missing passphrase
+    // fails now, not after Terraform), once for the readiness wait and the stages.
+    const {openSshAccess} = await import('../ssh/access.js')
+    const sshAccess = await openSshAccess(cfg, ws, ROLES.map((role) => cfg.network.vms[role].ip), {log, interactive: canAsk, ...opts.ssh})
+
     // 5. Terraform: template and the three VMs.
     const {provisionWorkspace} = await import('./provision.js')
     const prov = await provisionWorkspace({
@@ -185,10 +190,6 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
 
     // 6. Ready for the stages: SSH up, cloud-init finished, apt free; host keys pinned
     //    (cross-checked through the guest agent where one answers).
-    //    Credentials and route are settled once, for the wait and the stages.
-    const {openSshAccess} = await import('../ssh/access.js')
-    const addresses = ROLES.map((role) => prov.vms.find((v) => v.name === cfg.vms[role].name)?.ip ?? cfg.network.vms[role].ip)
-    const sshAccess = await openSshAccess(cfg, ws, addresses, {log, interactive: canAsk, ...opts.ssh})
     let deployResult: DeployResult | undefined
     let ready
     try {

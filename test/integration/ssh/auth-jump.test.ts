@@ -187,7 +187,9 @@ describe.skipIf(!avail.ok || !hasAgent)(`ssh-agent, passphrases and a jump host 
   })
 
   describe('through a jump host', () => {
-    const unlocked = () => resolveSshAuth({keyPath: lockedKey, env: {AUTOLABS_SSH_PASSPHRASE: PASSPHRASE}})
+    // Unlocking costs seconds of CPU (bcrypt_pbkdf in JavaScript): once for these tests, as once per run.
+    let unlocking: Promise<SshAuth> | undefined
+    const unlocked = () => (unlocking ??= resolveSshAuth({keyPath: lockedKey, env: {AUTOLABS_SSH_PASSPHRASE: PASSPHRASE}}))
     const jumpHost = (auth: SshAuth, opts: {expectedFingerprint?: string} = {}) =>
       new JumpHost({user: jump.user, host: '127.0.0.1', port: jump.port}, {auth, knownHostsFile: knownHosts(), ...opts})
 
