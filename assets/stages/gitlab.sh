@@ -3,7 +3,7 @@
 # GitLab Runner (runner-token flow).
 # Parameters (env file): VM_IP APT_PROXY GITLAB_VERSION GITLAB_EXTERNAL_URL GITLAB_SSH_PORT
 # GITLAB_REGISTRY_PORT GITLAB_SHM_SIZE GITLAB_ROOT_PASSWORD GITLAB_EXTERNAL_DB(true|false)
-# DB_HOST GITLAB_DB_PASSWORD RUNNER_VERSION GITLAB_READY_SECONDS
+# DB_HOST GITLAB_DB_USER GITLAB_DB_PASSWORD RUNNER_VERSION GITLAB_READY_SECONDS
 # GITLAB_TLS_CERT GITLAB_TLS_KEY GITLAB_TLS_CA (PEM text, empty for http or Let's Encrypt;
 # checked by autolabs before deploy) GITLAB_LETSENCRYPT(true|false)
 # shellcheck source-path=SCRIPTDIR
@@ -141,7 +141,7 @@ gitlab_rails['db_encoding'] = 'unicode'
 gitlab_rails['db_host'] = '$DB_HOST'
 gitlab_rails['db_port'] = 5432
 gitlab_rails['db_database'] = 'gitlab'
-gitlab_rails['db_username'] = 'gitlab'
+gitlab_rails['db_username'] = '${GITLAB_DB_USER:-gitlab_user}'
 gitlab_rails['db_password'] = File.read('/run/secrets/gitlab_db_password').strip
 # The registry's metadata database would live in the bundled PostgreSQL, which is off: keep
 # the registry's own (filesystem) metadata, the documented state before enabling the database.

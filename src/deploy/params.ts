@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto'
 
 import {IMAGES} from '../config/catalog.js'
-import type {Config, Role} from '../config/schema.js'
+import {type Config, postgresUser, type Role} from '../config/schema.js'
 import type {GitlabTls} from '../config/tls.js'
 import type {StageDef, StepDef} from '../steps/stages.js'
 import type {Secrets} from '../workspace/secrets.js'
@@ -46,6 +46,11 @@ export function pgPasswordVar(db: string): string {
   return `PG_PASSWORD__${db.replaceAll('-', '_')}`
 }
 
+/** The parameter naming database `db`'s owner (services.postgres.users, default `<db>_user`). */
+export function pgUserVar(db: string): string {
+  return `PG_USER__${db.replaceAll('-', '_')}`
+}
+
 export function gitlabExternalUrl(config: Config, ips: VmAddresses): string {
   return config.services.gitlab.externalUrl ?? `http://${ips.gitlab}`
 }
@@ -88,6 +93,7 @@ export function buildParams(
       const pw = secrets.postgres.users[db]
       if (!pw) throw new Error(`secrets.postgres.users.${db} is missing`)
       p[pgPasswordVar(db)] = pw
+      p[pgUserVar(db)] = postgresUser(config, db)
     }
   }
   if (role === 'gitlab') {
@@ -100,6 +106,7 @@ export function buildParams(
       GITLAB_ROOT_PASSWORD: secrets.gitlab.rootPassword,
       GITLAB_EXTERNAL_DB: String(s.gitlab.externalDatabase),
       GITLAB_DB_PASSWORD: secrets.postgres.users.gitlab ?? '',
+      GITLAB_DB_USER: postgresUser(config, 'gitlab'),
       DB_HOST: ips.database,
       RUNNER_VERSION: s.gitlab.runnerVersion,
       // PEM text: the key is a secret like the passwords (0600 env file, never argv).
