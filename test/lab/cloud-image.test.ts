@@ -1,13 +1,10 @@
 import {existsSync, readFileSync} from 'node:fs'
-import {mkdtemp} from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {type ReadyResult, waitForReady} from '../../src/ssh/readiness.js'
+import type {ReadyResult} from '../../src/ssh/readiness.js'
 import {labAvailable, type Lab, startLab} from '../support/lab/lab.js'
-import {type CloudWorkspace, cloudWorkspace} from './cloud-support.js'
+import {type CloudWorkspace, cloudWorkspace, readyAsInit} from './cloud-support.js'
 import {describeRun, runDeploy, sh, statuses, type DeployRun} from './deploy-support.js'
 
 // The real path on machines that are Debian 12 generic cloud images (lab image 'debian-cloud'),
@@ -44,14 +41,8 @@ describe.skipIf(!avail.ok || !hasClients)(`cloud-image lab machine: init readine
     })
     const m = lab.machine('database-vm')
     console.log(`cloud-image: rootfs build ${lab.rootfsBuildMs} ms; boot to sshd ${m.bootMs} ms`)
-    const knownHosts = path.join(await mkdtemp(path.join(os.tmpdir(), 'autolabs-cloud-kh-')), 'known_hosts')
     const t0 = Date.now()
-    ;[ready] = await waitForReady([{name: 'database-vm', host: DB_IP, user: 'debian', privateKeyPath: cw.keyPath}], {
-      knownHostsFile: knownHosts,
-      backoff: {initialMs: 500, maxMs: 2000},
-      cloudInitTimeoutMs: 600_000,
-      aptLockTimeoutMs: 300_000,
-    })
+    ready = await readyAsInit(cw, 'database-vm', DB_IP)
     uuDuringReadiness = (await m.exec('pgrep -a -x unattended-upgr || true')).stdout.trim()
     console.log(`cloud-image: readiness ${Date.now() - t0} ms (${ready.cloudInit}; ${ready.notes.join('; ')})`)
     first = await runDeploy(cw.ws, ['--only', 'database'])

@@ -6,6 +6,7 @@ import path from 'node:path'
 import {stringify} from 'yaml'
 
 import {loadConfig} from '../../src/config/load.js'
+import {type ReadyResult, waitForReady} from '../../src/ssh/readiness.js'
 import {type Role, ROLES} from '../../src/config/schema.js'
 import {renderCloudInit} from '../../src/render/cloud-init.js'
 import {terraformVariables} from '../../src/render/terraform.js'
@@ -82,4 +83,15 @@ export async function cloudWorkspace(subnet: number, ips: Partial<Record<Role, s
       return seedFromTerraform(vars, role, mac, mode === 'snippet' ? snippets[role] : undefined)
     },
   }
+}
+
+/** What `init` does once a VM answers: readiness (SSH, cloud-init, apt locks), pinning the host key in the workspace as init does. */
+export async function readyAsInit(cw: CloudWorkspace, name: string, host: string): Promise<ReadyResult> {
+  const [ready] = await waitForReady([{name, host, user: 'debian', privateKeyPath: cw.keyPath}], {
+    knownHostsFile: cw.ws.knownHostsFile,
+    backoff: {initialMs: 500, maxMs: 2000},
+    cloudInitTimeoutMs: 600_000,
+    aptLockTimeoutMs: 300_000,
+  })
+  return ready
 }

@@ -1,12 +1,8 @@
-import {mkdtemp} from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
-
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {type ReadyResult, waitForReady} from '../../src/ssh/readiness.js'
+import type {ReadyResult} from '../../src/ssh/readiness.js'
 import {labAvailable, type Lab, startLab} from '../support/lab/lab.js'
-import {type CloudWorkspace, cloudWorkspace} from './cloud-support.js'
+import {type CloudWorkspace, cloudWorkspace, readyAsInit} from './cloud-support.js'
 import {describeRun, runDeploy, statuses, type DeployRun} from './deploy-support.js'
 
 // The "Ubuntu-like" cloud image (Debian's cloud image plus what Ubuntu's server cloud images add
@@ -39,13 +35,7 @@ describe.skipIf(!avail.ok)(`ubuntu-like cloud image in snippet mode: readiness a
       cloudInit: cw.cloudInit,
       aptProxyInMachine: false,
     })
-    const knownHosts = path.join(await mkdtemp(path.join(os.tmpdir(), 'autolabs-ubuntu-kh-')), 'known_hosts')
-    ;[ready] = await waitForReady([{name: 'k8s-vm', host: K8S_IP, user: 'debian', privateKeyPath: cw.keyPath}], {
-      knownHostsFile: knownHosts,
-      backoff: {initialMs: 500, maxMs: 2000},
-      cloudInitTimeoutMs: 600_000,
-      aptLockTimeoutMs: 300_000,
-    })
+    ready = await readyAsInit(cw, 'k8s-vm', K8S_IP)
     first = await runDeploy(cw.ws, ['--only', 'k8s-vm,base'])
     again = await runDeploy(cw.ws, ['--only', 'k8s-vm,base'])
     console.log(`cloud-ubuntu-like: boot ${lab.machine('k8s-vm').bootMs} ms, readiness ${ready.waitedMs} ms, deploy ${first.ms} ms`)
@@ -58,8 +48,8 @@ describe.skipIf(!avail.ok)(`ubuntu-like cloud image in snippet mode: readiness a
   it('cloud-init ran the snippet: the proxy it wrote, and the guest agent it installed', async () => {
     expect(ready.cloudInit).toBe('done')
     const m = lab.machine('k8s-vm')
-    const r = await m.exec('cat /etc/apt/apt.conf.d/90cloud-init-aptproxy; dpkg-query -W -f="${Status}" qemu-guest-agent; echo; cat /home/debian/.ssh/authorized_keys')
-    const [proxy, , agent, keys] = r.stdout.split('\n')
+    const r = await m.exec("cat /etc/apt/apt.conf.d/90cloud-init-aptproxy; echo ---; dpkg-query -W -f='${Status}\\n' qemu-guest-agent; echo ---; cat /home/debian/.ssh/authorized_keys")
+    const [proxy, agent, keys] = r.stdout.split('---\n').map((x) => x.trim())
     expect(proxy).toContain(`http://10.99.${SUBNET}.1:3149`)
     expect(agent).toBe('install ok installed')
     expect(keys).toBe(cw.publicKey)
@@ -69,7 +59,7 @@ describe.skipIf(!avail.ok)(`ubuntu-like cloud image in snippet mode: readiness a
     const st = statuses(first, 'k8s')
     expect(Object.entries(st).filter(([, s]) => s !== 'changed' && s !== 'unchanged'), describeRun(first)).toEqual([])
     expect(st['base/firewall']).toBe('changed')
-    const r = await lab.machine('k8s-vm').exec('ufw status | head -n 1; systemctl is-enabled apt-daily.timer apt-daily-upgrade.timer; systemctl is-active unattended-upgrades; dpkg-query -W -f="${Status}" needrestart')
+    const r = await lab.machine('k8s-vm').exec("ufw status | head -n 1; systemctl is-enabled apt-daily.timer apt-daily-upgrade.timer; systemctl is-active unattended-upgrades; dpkg-query -W -f='${Status}\\n' needrestart")
     expect(r.stdout.trim().split('\n')).toEqual(['Status: active', 'enabled', 'enabled', 'active', 'install ok installed'])
   })
 
