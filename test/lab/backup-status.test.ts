@@ -112,7 +112,7 @@ describe.skipIf(!avail.ok || !hasHostTools)(`backup and status on lab machines${
     await Promise.all([pipeline(stream, new DevNull()), done])
     for (const db of ['autolabs', 'zitadel', 'gitlab']) expect(text).toContain(`\\connect ${db}`)
     expect(text).toContain('gitlab-20000')
-    expect(text).toContain('CREATE ROLE zitadel;')
+    expect(text).toContain('CREATE ROLE zitadel_user;')
     // Nothing was written on the VM.
     expect(must(await lab.machine('database-vm').exec('ls -A /var/tmp /tmp | grep -c autolabs || true'), 'ls').trim()).toBe('0')
     // Progress reported the bytes as they streamed, ending at the full size.
