@@ -14,7 +14,8 @@ export function configReference() {
   const walk = (o, p) => {
     for (const [k, v] of Object.entries(o)) {
       const key = p ? `${p}.${k}` : k
-      if (v && typeof v === 'object' && !Array.isArray(v)) walk(v, key)
+      // An empty map (e.g. services.postgres.users) is a setting of its own, not a section.
+      if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0) walk(v, key)
       else rows.push(`| \`${key}\` | \`${JSON.stringify(v)}\` | ${(FIELD_DOCS[key] ?? '').replaceAll('|', '\\|')} |`)
     }
   }

@@ -16,7 +16,10 @@ extra_packages() {
 }
 
 # --- wait_boot: cloud-init finished, nobody holds apt --------------------------------------
-apt_busy() { pgrep -x 'apt|apt-get|dpkg|unattended-upgr|aptitude' >/dev/null 2>&1; }
+# shellcheck source=lib/apt-locks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt-locks.sh"
+# Busy = a dpkg/apt lock is held (never a process name: see lib/apt-locks.sh).
+apt_busy() { ! apt_lock_holders >/dev/null; }
 cloud_init_done() {
   command -v cloud-init >/dev/null 2>&1 || return 0
   local s
@@ -30,8 +33,8 @@ do_wait_boot() {
     timeout 900 cloud-init status --wait >/dev/null 2>&1 || true
     cloud_init_done || die "cloud-init did not finish within 15 minutes (cloud-init status: $(cloud-init status 2>&1 | head -n 1))"
   fi
-  WAIT_SECONDS=600 wait_until bash -c '! pgrep -x "apt|apt-get|dpkg|unattended-upgr|aptitude"' ||
-    die "apt/dpkg is still busy after 10 minutes (another installation is running)"
+  WAIT_SECONDS=600 wait_until apt_lock_holders ||
+    die "apt/dpkg is still busy after 10 minutes (another installation is running: $(apt_lock_holders | head -n 1))"
 }
 
 # --- apt_proxy ----------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Stage "database" (database-vm): PostgreSQL, Redis 7, SeaweedFS (S3).
 # Parameters (env file): VM_IP VM_SUBNET APT_PROXY PG_VERSION PG_WAL_ARCHIVE(true|false) PG_MAX_CONNECTIONS
-# PG_DATABASES ("autolabs zitadel gitlab") PG_PASSWORD__<db, "-" as "_"> REDIS_VERSION
+# PG_DATABASES ("autolabs zitadel gitlab") PG_USER__<db, "-" as "_"> PG_PASSWORD__<db> REDIS_VERSION
 # REDIS_PASSWORD SEAWEEDFS_VERSION SEAWEEDFS_SHA256 S3_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKETS
 #
-# Each database is owned by a login role of the same name (database "gitlab", user "gitlab").
+# Each database is owned by its own login role, PG_USER__<db> (default "<db>_user", the design
+# document's autolabs_user, zitadel_user, gitlab_user).
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -18,6 +19,16 @@ pg_password_of() {
   local var="PG_PASSWORD__${1//-/_}"
   [[ -n ${!var:-} ]] || die "no password for database '$1' in the parameters ($var)"
   printf '%s' "${!var}"
+}
+pg_user_of() {
+  local var="PG_USER__${1//-/_}"
+  [[ -n ${!var:-} ]] || die "no user for database '$1' in the parameters ($var)"
+  printf '%s' "${!var}"
+}
+# "db user" pairs, one per line: what pg_hba_ok and pg_hba_text work on.
+pg_db_users() {
+  local db
+  for db in $PG_DATABASES; do printf '%s %s\n' "$db" "$(pg_user_of "$db")"; done
 }
 
 psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -69,25 +80,25 @@ pg_hba_text() {
   printf 'local   all             all                                     peer\n'
   printf 'host    all             all             127.0.0.1/32            scram-sha-256\n'
   printf 'host    all             all             ::1/128                 scram-sha-256\n'
-  for db in $PG_DATABASES; do
-    printf 'host    %-15s %-15s %-23s scram-sha-256\n' "$db" "$db" "$VM_SUBNET"
-  done
+  while read -r db user; do
+    printf 'host    %-15s %-15s %-23s scram-sha-256\n' "$db" "$user" "$VM_SUBNET"
+  done < <(pg_db_users)
 }
 
-# pg_hba_ok FILE SUBNET DB...: every database reachable by its own user from SUBNET with scram,
-# and no network rule weaker than that (another address, trust/md5/password).
+# pg_hba_ok FILE SUBNET DB:USER...: every database reachable by its own user from SUBNET with
+# scram, and no network rule weaker than that (another address, trust/md5/password).
 pg_hba_ok() {
   local file=$1 subnet=$2
   shift 2
   [[ -r $file ]] || return 1
-  awk -v subnet="$subnet" -v dbs="$*" '
-    BEGIN { n = split(dbs, want, " "); for (i = 1; i <= n; i++) need[want[i]] = 1 }
+  awk -v subnet="$subnet" -v pairs="$*" '
+    BEGIN { n = split(pairs, want, " "); for (i = 1; i <= n; i++) { split(want[i], du, ":"); need[du[1]] = 1; owner[du[1]] = du[2] } }
     /^[[:space:]]*(#|$)/ { next }
     $1 ~ /^host/ {
       addr = $4; method = $5
       if (method != "scram-sha-256") bad = 1
       if (addr != subnet && addr != "127.0.0.1/32" && addr != "::1/128") bad = 1
-      if (addr == subnet && ($2 in need) && $3 == $2) delete need[$2]
+      if (addr == subnet && ($2 in need) && $3 == owner[$2]) delete need[$2]
       next
     }
     $1 == "local" { if ($4 == "trust") bad = 1; next }
@@ -100,7 +111,7 @@ check_postgres_config() {
   local dir
   dir=$(pg_conf_dir)
   file_is "$dir/conf.d/10-autolabs.conf" "$(pg_conf_text)" || return 1
-  pg_hba_ok "$dir/pg_hba.conf" "$VM_SUBNET" "$PG_DATABASES" || return 1
+  pg_hba_ok "$dir/pg_hba.conf" "$VM_SUBNET" "$(pg_db_users | tr ' ' ':' | tr '\n' ' ')" || return 1
   file_is "$dir/pg_hba.conf" "$(pg_hba_text)" || return 1
   # The running server uses it (a restart may still be pending after an interruption).
   [[ $(pg_setting password_encryption) == scram-sha-256 ]] &&
@@ -148,11 +159,12 @@ do_postgres_wal_archive() {
 # --- postgres_databases -------------------------------------------------------------------
 # Log in over TCP as the database's own user: proves role, password, scram and pg_hba at once.
 db_login_ok() {
-  local db=$1 pw
+  local db=$1 user pw
+  user=$(pg_user_of "$db")
   pw=$(pg_password_of "$db")
-  PGPASSWORD=$pw PGCONNECT_TIMEOUT=5 psql -X -q -h "$VM_IP" -U "$db" -d "$db" -tA \
+  PGPASSWORD=$pw PGCONNECT_TIMEOUT=5 psql -X -q -h "$VM_IP" -U "$user" -d "$db" -tA \
     -c "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()" 2>/dev/null |
-    grep -qx "$db"
+    grep -qx "$user"
 }
 check_postgres_databases() {
   local db
@@ -166,8 +178,9 @@ psql_quote() {
 }
 
 do_postgres_databases() {
-  local db pw
+  local db user pw
   for db in $PG_DATABASES; do
+    user=$(pg_user_of "$db")
     pw=$(pg_password_of "$db")
     # The password travels on psql's stdin (not argv); format() quotes identifiers and literals.
     # log_statement and error logging are off so the statement never reaches the server log.
@@ -175,11 +188,12 @@ do_postgres_databases() {
 SET log_statement = 'none';
 SET log_min_error_statement = 'panic';
 \\set db $(psql_quote "$db")
+\\set user $(psql_quote "$user")
 \\set pw $(psql_quote "$pw")
-SELECT format('CREATE ROLE %I LOGIN', :'db') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'db') \\gexec
-SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', :'db', :'pw') \\gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'db') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \\gexec
-SELECT format('ALTER DATABASE %I OWNER TO %I', :'db', :'db') \\gexec
+SELECT format('CREATE ROLE %I LOGIN', :'user') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') \\gexec
+SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', :'user', :'pw') \\gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \\gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'db', :'user') \\gexec
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \\gexec
 SQL
     if [[ $db == gitlab ]]; then
@@ -333,19 +347,46 @@ do_seaweedfs_config() {
   WAIT_SECONDS=90 wait_until s3_answers || die "SeaweedFS's S3 endpoint does not answer on $VM_IP:$S3_PORT: $(journalctl -u seaweedfs -n 5 --no-pager 2>&1 | tr '\n' ' ')"
 }
 
-# --- seaweedfs_buckets --------------------------------------------------------------------
-weed_shell() { weed shell -master="$VM_IP:9333" 2>/dev/null; }
-bucket_list() { printf 's3.bucket.list\n' | weed_shell | awk '{print $1}'; }
+# --- seaweedfs_buckets: through the S3 API, signed with the generated keys -----------------
+# Not `weed shell`: with stdin and stdout piped it prints its "> " prompt before each answer
+# (its line-editing library, peterh/liner, falls back to printing the prompt when neither is a
+# terminal), so its output is no stable interface. The S3 API is what the platform uses, and a
+# signed request that succeeds also proves the access and secret key.
+S3_REGION=us-east-1
+# s3_call HEAD|PUT BUCKET: prints the HTTP status (then the body's S3 error code, if any); the
+# keys reach curl in a config on stdin, never on its command line.
+s3_call() {
+  local method=(--request "$1") bucket=$2 body rc=0 code
+  [[ $1 == HEAD ]] && method=(--head)
+  body=$(mktemp)
+  code=$(printf 'user = "%s:%s"\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" |
+    curl --silent --show-error --connect-timeout 5 --max-time 30 --config - \
+      --aws-sigv4 "aws:amz:$S3_REGION:s3" "${method[@]}" --output "$body" --write-out '%{http_code}' \
+      "http://$VM_IP:$S3_PORT/$bucket") || rc=$?
+  printf '%s %s' "${code:-000}" "$(grep -o '<Code>[^<]*</Code>' "$body" | sed 's/<[^>]*>//g' | head -n 1)"
+  rm -f "$body"
+  return "$rc"
+}
+bucket_exists() {
+  local out
+  out=$(s3_call HEAD "$1") || return 1
+  [[ ${out%% *} == 200 ]]
+}
 check_seaweedfs_buckets() {
-  local have b
-  have=$(bucket_list) || return 1
-  for b in $S3_BUCKETS; do grep -qx "$b" <<<"$have" || return 1; done
+  local b
+  for b in $S3_BUCKETS; do bucket_exists "$b" || return 1; done
 }
 do_seaweedfs_buckets() {
-  local have b
-  have=$(bucket_list || true)
+  local b out
   for b in $S3_BUCKETS; do
-    grep -qx "$b" <<<"$have" || printf 's3.bucket.create -name %s\n' "$b" | weed_shell >/dev/null
+    bucket_exists "$b" && continue
+    out=$(s3_call PUT "$b") || die "the S3 endpoint http://$VM_IP:$S3_PORT does not answer (creating bucket $b): is the seaweedfs service running?"
+    case ${out%% *} in
+      200) log "bucket $b created" ;;
+      409) log "bucket $b exists already" ;;
+      403) die "SeaweedFS refused the generated S3 keys (HTTP 403 ${out#* }) creating bucket $b: $S3_CONFIG must hold the access key from .autolabs/secrets.yaml (run autolabs deploy --force --only database to rewrite it)" ;;
+      *) die "SeaweedFS could not create bucket $b: HTTP ${out%% *} ${out#* }" ;;
+    esac
   done
 }
 

@@ -142,7 +142,7 @@ gitlab_rails['db_encoding'] = 'unicode'
 gitlab_rails['db_host'] = '$DB_HOST'
 gitlab_rails['db_port'] = 5432
 gitlab_rails['db_database'] = 'gitlab'
-gitlab_rails['db_username'] = 'gitlab'
+gitlab_rails['db_username'] = '${GITLAB_DB_USER:-gitlab_user}'
 gitlab_rails['db_password'] = File.read('/run/secrets/gitlab_db_password').strip
 # The registry's metadata database would live in the bundled PostgreSQL, which is off: keep
 # the registry's own (filesystem) metadata, the documented state before enabling the database.

@@ -54,6 +54,7 @@ export const FIELD_DOCS: Record<string, string> = {
   'services.postgres.walArchiving': 'Archive WAL segments on the VM (design document’s mitigation).',
   'services.postgres.maxConnections': 'max_connections (GitLab asks for at least 400: two pools per process since 16.0; the server is shared).',
   'services.postgres.databases': 'Databases, each owned by its own user with a generated password.',
+  'services.postgres.users': 'Owner role per database where not `<database>_user` (the design document’s autolabs_user, zitadel_user, gitlab_user), e.g. {gitlab: gitlab}. Workspaces deployed before that default keep their names here.',
   'services.redis': 'Redis on database-vm.',
   'services.redis.version': 'Redis 7 (pinned).',
   'services.objectStorage': 'S3-compatible object storage on database-vm.',

@@ -9,6 +9,7 @@ import {IMAGES} from './catalog.js'
 import {type Config, configSchema, type ConfigInput} from './schema.js'
 import {crossFieldIssues, zodIssuesToFieldIssues} from './validate.js'
 import {FIELD_DOCS} from './docs.js'
+import {migrateDatabaseUsers} from './migrate.js'
 
 export interface ValidatedConfig {
   config: Config
@@ -51,15 +52,18 @@ export async function readRawConfig(ws: Workspace): Promise<{raw: unknown; text:
   return {raw: parseConfigText(text, ws.configFile), text}
 }
 
-/** Load and validate the workspace's autolabs.yaml. */
+/** Load and validate the workspace's autolabs.yaml (migrated first where an older autolabs left it: migrate.ts). */
 export async function loadConfig(ws: Workspace): Promise<ValidatedConfig> {
+  const migrated = await migrateDatabaseUsers(ws)
   const found = await readRawConfig(ws)
   if (!found)
     throw new UserError(`No autolabs.yaml in ${ws.root}`, {
       suggestion: 'Run `autolabs init` to create a workspace, or pass --dir / set AUTOLABS_DIR to an existing one.',
       exitCode: 2,
     })
-  return validateConfig(found.raw, ws.configFile)
+  const validated = validateConfig(found.raw, ws.configFile)
+  if (migrated) validated.warnings.unshift({path: 'services.postgres.users', message: migrated, severity: 'warning'})
+  return validated
 }
 
 export function expandHome(p: string): string {

@@ -147,6 +147,17 @@ export const configSchema = z.strictObject({
           // connection pools to the same database), and the server is shared with the platform.
           maxConnections: z.number().int().min(100, 'must be 100 or more').max(10000, 'must be 10000 or less').default(400),
           databases: z.array(dnsLabel).min(1).default(['autolabs', 'zitadel', 'gitlab']),
+          /**
+           * The login role that owns each database, where it is not `<database>_user` (the design
+           * document's names: autolabs_user, zitadel_user, gitlab_user). Workspaces deployed before
+           * that default get their existing names pinned here (src/config/migrate.ts).
+           */
+          users: z
+            .record(
+              z.string(),
+              z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a PostgreSQL role name: lower-case letters, digits and _, not starting with a digit, at most 63 characters'),
+            )
+            .default({}),
         })
         .prefault({}),
       redis: z
@@ -213,3 +224,8 @@ export const configSchema = z.strictObject({
 export type ConfigInput = z.input<typeof configSchema>
 /** autolabs.yaml with every default applied. */
 export type Config = z.output<typeof configSchema>
+
+/** The login role that owns database `db`: services.postgres.users, else `<db>_user`. */
+export function postgresUser(config: Pick<Config, 'services'>, db: string): string {
+  return config.services.postgres.users[db] ?? `${db}_user`
+}

@@ -4,7 +4,7 @@ import type {FieldIssue} from '../errors.js'
 import {DESIGN_SIZES, gitlabMinPostgres} from './catalog.js'
 import {freeRange} from './defaults.js'
 import {cidrContains, cidrsOverlap, hasHostBits, intToIp, ipToInt, parseCidr} from './net.js'
-import {type Config, ROLES} from './schema.js'
+import {type Config, postgresUser, ROLES} from './schema.js'
 
 /** Levenshtein distance, for "did you mean". */
 export function editDistance(a: string, b: string): number {
@@ -111,6 +111,19 @@ export function crossFieldIssues(c: Config, given: ReadonlySet<string> = new Set
     seen.set(ip, role)
   }
 
+  const pg = c.services.postgres
+  const owners = new Map<string, string>()
+  for (const db of Object.keys(pg.users)) {
+    if (!pg.databases.includes(db)) err(`services.postgres.users.${db}`, `names no database in services.postgres.databases (${pg.databases.join(', ')})`, `remove it or add ${db} to services.postgres.databases`)
+  }
+  for (const db of pg.databases) {
+    const user = postgresUser(c, db)
+    if (user === 'postgres') err(`services.postgres.users.${db}`, 'is the superuser postgres', `use another name, e.g. ${db}_user`)
+    const other = owners.get(user)
+    if (other) err(`services.postgres.users.${db}`, `${user} already owns the database ${other}`, 'give every database its own user (pg_hba.conf lets each user into its own database only)')
+    owners.set(user, db)
+  }
+
   const k = c.services.kubernetes
   for (const [field, value] of [
     ['podCidr', k.podCidr],
@@ -158,7 +171,6 @@ export function crossFieldIssues(c: Config, given: ReadonlySet<string> = new Set
   }
 
   const g = c.services.gitlab
-  const pg = c.services.postgres
   const need = gitlabMinPostgres(g.version)
   if (g.externalDatabase && pg.version < need)
     err('services.postgres.version', `GitLab ${g.version} needs PostgreSQL ${need} or newer for its external database, not ${pg.version}`, `set services.postgres.version to ${need} or newer`)

@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto'
 
 import {IMAGES} from '../config/catalog.js'
-import type {Config, Role} from '../config/schema.js'
+import {type Config, postgresUser, type Role} from '../config/schema.js'
 import type {GitlabTls} from '../config/tls.js'
 import {networkPoliciesYaml, networkPolicyNames} from '../render/network-policies.js'
 import type {StageDef, StepDef} from '../steps/stages.js'
@@ -50,9 +50,9 @@ export function pgPasswordVar(db: string): string {
 /** GitLab's database on database-vm (one of services.postgres.databases). */
 export const GITLAB_DATABASE = 'gitlab'
 
-/** The login role of database `db` on database-vm (database.sh creates it). */
-export function pgUserOf(db: string): string {
-  return db
+/** The parameter naming database `db`'s owner (services.postgres.users, default `<db>_user`). */
+export function pgUserVar(db: string): string {
+  return `PG_USER__${db.replaceAll('-', '_')}`
 }
 
 export function gitlabExternalUrl(config: Config, ips: VmAddresses): string {
@@ -97,6 +97,7 @@ export function buildParams(
       const pw = secrets.postgres.users[db]
       if (!pw) throw new Error(`secrets.postgres.users.${db} is missing`)
       p[pgPasswordVar(db)] = pw
+      p[pgUserVar(db)] = postgresUser(config, db)
     }
   }
   if (role === 'gitlab') {
@@ -109,7 +110,7 @@ export function buildParams(
       GITLAB_ROOT_PASSWORD: secrets.gitlab.rootPassword,
       GITLAB_EXTERNAL_DB: String(s.gitlab.externalDatabase),
       GITLAB_DB_NAME: GITLAB_DATABASE,
-      GITLAB_DB_USER: pgUserOf(GITLAB_DATABASE),
+      GITLAB_DB_USER: postgresUser(config, GITLAB_DATABASE),
       GITLAB_DB_PASSWORD: secrets.postgres.users.gitlab ?? '',
       DB_HOST: ips.database,
       RUNNER_VERSION: s.gitlab.runnerVersion,

@@ -1,4 +1,4 @@
-import {readFileSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -10,15 +10,19 @@ import {type StageDef, stagesFor, type StepDef} from '../steps/stages.js'
 export const STAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../assets/stages')
 
 export interface StageScripts {
+  /** lib/common.sh, which every step's input hash includes. */
   lib: string
+  /** Every file of lib/ by name (common.sh too): uploaded next to the stage scripts. */
+  libs: Record<string, string>
   scripts: Record<string, string>
 }
 
 export function readStageScripts(dir = STAGES_DIR): StageScripts {
-  const lib = readFileSync(path.join(dir, 'lib/common.sh'), 'utf8')
+  const libs: Record<string, string> = {}
+  for (const f of readdirSync(path.join(dir, 'lib')).filter((f) => f.endsWith('.sh')).sort()) libs[f] = readFileSync(path.join(dir, 'lib', f), 'utf8')
   const scripts: Record<string, string> = {}
   for (const role of ROLES) for (const s of stagesFor(role)) scripts[s.script] ??= readFileSync(path.join(dir, s.script), 'utf8')
-  return {lib, scripts}
+  return {lib: libs['common.sh'], libs, scripts}
 }
 
 export interface PlannedStep {

@@ -4,7 +4,8 @@ import path from 'node:path'
 
 import {Listr, ListrLogger, ProcessOutput, type ListrTask} from 'listr2'
 
-import type {Config, Role} from '../config/schema.js'
+import {DATABASES_STEP} from '../config/migrate.js'
+import {type Config, postgresUser, type Role} from '../config/schema.js'
 import {loadGitlabTls} from '../config/tls.js'
 import {BugError, ExternalError, UserError} from '../errors.js'
 import {openSshAccess, type SshAccess, type SshAccessOptions} from '../ssh/access.js'
@@ -357,6 +358,8 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
         st.steps ??= {}
         st.steps[c.vm.name] ??= {}
         st.steps[c.vm.name][s.key] = {inputHash: c.hashes.get(s.key)!, finishedAt: new Date().toISOString(), durationMs: res.durationMs}
+        // Which users own the databases now: an older workspace is told apart by its absence (config/migrate.ts).
+        if (s.key === DATABASES_STEP) st.databaseUsers = Object.fromEntries(config.services.postgres.databases.map((db) => [db, postgresUser(config, db)]))
       })
       task.title = `${prefix(c)}${s.step.title} (${res.status})`
       c.ends.get(s.key)!.settle()
@@ -410,7 +413,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
 async function uploadAssets(c: VmContext, scripts: StageScripts): Promise<void> {
   const s = c.session!
   const needed = [...new Set(c.vm.steps.map((x) => x.stage.script))]
-  await s.upload(scripts.lib, `${REMOTE_STAGES}/lib/common.sh`, 0o644, {sudo: true})
+  for (const [name, text] of Object.entries(scripts.libs)) await s.upload(text, `${REMOTE_STAGES}/lib/${name}`, 0o644, {sudo: true})
   for (const name of needed) await s.upload(scripts.scripts[name], `${REMOTE_STAGES}/${name}`, 0o755, {sudo: true})
   await s.upload(envFileText(c.params), REMOTE_ENV, 0o600, {sudo: true})
 }

@@ -14,6 +14,8 @@
  *   "SSH not up after 5 min at 10.0.0.5:22: connection refused". With several VMs failing, the
  * error lists each. `waitForVmReady(target, opts)` does one VM (for one listr2 task per VM).
  */
+import {readFileSync} from 'node:fs'
+
 import {ExitCode, UserError} from '../errors.js'
 import type {SshAuth} from './auth.js'
 import type {JumpHost} from './jump.js'
@@ -83,32 +85,13 @@ export class VmsNotReadyError extends UserError {
   }
 }
 
-const LOCKS = ['/var/lib/dpkg/lock-frontend', '/var/lib/dpkg/lock', '/var/lib/apt/lists/lock', '/var/cache/apt/archives/lock']
-
 /**
- * Prints "held <file> <pid> <command>" lines and exits 10 when a lock is held. fuser sees any
- * holder (apt's fcntl locks and flock alike); without psmisc, flock and a fcntl probe are used.
+ * Prints "held <file> <pid> <command>" lines and exits 10 when a lock is held: the same
+ * function base.sh's wait_boot uses (assets/stages/lib/apt-locks.sh), so readiness and the
+ * stage agree on "apt is busy".
  */
-export const APT_LOCK_CHECK = `
-set -u
-held=0
-for f in ${LOCKS.join(' ')}; do
-  [ -e "$f" ] || continue
-  if command -v fuser >/dev/null 2>&1; then
-    pids=$(fuser "$f" 2>/dev/null | tr -cd '0-9 \\n') || true
-    for p in $pids; do
-      printf 'held %s %s %s\\n' "$f" "$p" "$(cat "/proc/$p/comm" 2>/dev/null || echo '?')"
-      held=1
-    done
-  else
-    if ! flock -n -E 75 "$f" true 2>/dev/null; then printf 'held %s ? ?\\n' "$f"; held=1; continue; fi
-    if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import fcntl,sys; fcntl.lockf(open(sys.argv[1], "r+"), fcntl.LOCK_EX | fcntl.LOCK_NB)' "$f" 2>/dev/null; then
-      printf 'held %s ? ?\\n' "$f"; held=1
-    fi
-  fi
-  [ "$held" = 1 ] && exit 10
-done
-exit 0
+export const APT_LOCK_CHECK = `${readFileSync(new URL('../../assets/stages/lib/apt-locks.sh', import.meta.url), 'utf8')}
+apt_lock_holders || exit 10
 `
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -87,8 +87,8 @@ export interface TlsPeer {
 export interface StatusPlan {
   node: string
   vms: StatusTarget[]
-  /** database name → its owner's password (the user is named like the database). */
-  postgresUsers: Record<string, string>
+  /** database name → its owner (services.postgres.users, default `<db>_user`) and password. */
+  postgresUsers: Record<string, {user: string; password: string}>
   redisPassword?: string
   objectStoragePort: number
   registryPort: number
@@ -222,10 +222,10 @@ export async function collectStatus(plan: StatusPlan, deps: StatusDeps): Promise
       if (Object.keys(plan.postgresUsers).length === 0) {
         run(vm.role, 'postgres-login', 'PostgreSQL logins', 1000, async () => ({status: 'skipped', detail: 'no database passwords in .autolabs/secrets.yaml'}))
       }
-      for (const [db, pw] of Object.entries(plan.postgresUsers)) {
-        const c = pgLoginCmd(vm.ip, db, db)
-        run(vm.role, `postgres-login/${db}`, `PostgreSQL login ${db}`, connectMs + checkMs, async (signal) => {
-          const r = await exec(c.cmd, signal, c.stdin(pw))
+      for (const [db, {user, password}] of Object.entries(plan.postgresUsers)) {
+        const c = pgLoginCmd(vm.ip, user, db)
+        run(vm.role, `postgres-login/${db}`, `PostgreSQL login ${db} as ${user}`, connectMs + checkMs, async (signal) => {
+          const r = await exec(c.cmd, signal, c.stdin(password))
           return parsePgLogin(r.code, r.stdout, r.stderr)
         })
       }

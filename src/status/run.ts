@@ -2,7 +2,7 @@
 import {readFileSync} from 'node:fs'
 
 import {derived} from '../config/load.js'
-import type {Role} from '../config/schema.js'
+import {postgresUser, type Role} from '../config/schema.js'
 import {registerSecret} from '../util/redact.js'
 import {tlsPath} from '../config/tls.js'
 import {networkPolicyNames} from '../render/network-policies.js'
@@ -19,10 +19,10 @@ export interface StatusOptions {
 
 export function planFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): StatusPlan {
   const {config, secrets} = ctx
-  const postgresUsers: Record<string, string> = {}
+  const postgresUsers: StatusPlan['postgresUsers'] = {}
   for (const db of config.services.postgres.databases) {
     const pw = secrets?.postgres.users[db]
-    if (pw) postgresUsers[db] = pw
+    if (pw) postgresUsers[db] = {user: postgresUser(config, db), password: pw}
   }
   const gitlabExternalUrl = derived(config).gitlabExternalUrl
   return {
@@ -101,7 +101,7 @@ export function depsFromContext(ctx: DayTwoContext, opts: StatusOptions = {}): S
 export async function statusOnce(ctx: DayTwoContext, opts: StatusOptions = {}): Promise<StatusReport> {
   const plan = planFromContext(ctx, opts)
   if (plan.walArchive) plan.walArchive.localBase = await newestLocalBaseTime(ctx.ws.backupsDir)
-  for (const pw of Object.values(plan.postgresUsers)) registerSecret(pw)
+  for (const {password} of Object.values(plan.postgresUsers)) registerSecret(password)
   if (plan.redisPassword) registerSecret(plan.redisPassword)
   return collectStatus(plan, depsFromContext(ctx, opts))
 }

@@ -54,14 +54,14 @@ export const STAGES: StageDef[] = [
     steps: [
       {id: 'postgres_repo', title: 'Add the PostgreSQL package source', inputs: ['PG_VERSION']},
       {id: 'postgres_install', title: 'Install PostgreSQL', inputs: ['PG_VERSION']},
-      {id: 'postgres_config', title: 'Configure listen address, scram and pg_hba', inputs: ['PG_VERSION', 'VM_IP', 'VM_SUBNET', 'PG_DATABASES', 'PG_MAX_CONNECTIONS']},
+      {id: 'postgres_config', title: 'Configure listen address, scram and pg_hba', inputs: ['PG_VERSION', 'VM_IP', 'VM_SUBNET', 'PG_DATABASES', 'PG_USER__*', 'PG_MAX_CONNECTIONS']},
       {id: 'postgres_wal_archive', title: 'Configure WAL archiving', inputs: ['PG_VERSION', 'PG_WAL_ARCHIVE']},
-      {id: 'postgres_databases', title: 'Create databases and their users', inputs: ['PG_VERSION', 'VM_IP', 'PG_DATABASES', 'PG_PASSWORD__*']},
+      {id: 'postgres_databases', title: 'Create databases and their users', inputs: ['PG_VERSION', 'VM_IP', 'PG_DATABASES', 'PG_USER__*', 'PG_PASSWORD__*']},
       {id: 'redis_install', title: 'Install Redis 7', inputs: ['REDIS_VERSION']},
       {id: 'redis_config', title: 'Configure Redis (requirepass, bind, protected mode)', inputs: ['VM_IP', 'REDIS_PASSWORD']},
       {id: 'seaweedfs_install', title: 'Install SeaweedFS (checksum-verified)', inputs: ['SEAWEEDFS_VERSION', 'SEAWEEDFS_SHA256']},
       {id: 'seaweedfs_config', title: 'Configure the S3 service and credentials', inputs: ['VM_IP', 'S3_PORT', 'S3_ACCESS_KEY', 'S3_SECRET_KEY']},
-      {id: 'seaweedfs_buckets', title: 'Create the platform buckets', inputs: ['VM_IP', 'S3_BUCKETS']},
+      {id: 'seaweedfs_buckets', title: 'Create the platform buckets', inputs: ['VM_IP', 'S3_PORT', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'S3_BUCKETS']},
     ],
   },
   {

@@ -27,6 +27,8 @@ export interface State {
   provisionedAt?: string
   /** steps[vm]["stage/step"] */
   steps?: Record<string, Record<string, StepRecord>>
+  /** database → the user that owns it on the server, as the databases step made it (config/migrate.ts). */
+  databaseUsers?: Record<string, string>
   [key: string]: unknown
 }
 

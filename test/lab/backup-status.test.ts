@@ -112,7 +112,7 @@ describe.skipIf(!avail.ok || !hasHostTools)(`backup and status on lab machines${
     await Promise.all([pipeline(stream, new DevNull()), done])
     for (const db of ['autolabs', 'zitadel', 'gitlab']) expect(text).toContain(`\\connect ${db}`)
     expect(text).toContain('gitlab-20000')
-    expect(text).toContain('CREATE ROLE zitadel;')
+    expect(text).toContain('CREATE ROLE zitadel_user;')
     // Nothing was written on the VM.
     expect(must(await lab.machine('database-vm').exec('ls -A /var/tmp /tmp | grep -c autolabs || true'), 'ls').trim()).toBe('0')
     // Progress reported the bytes as they streamed, ending at the full size.
@@ -155,7 +155,7 @@ describe.skipIf(!avail.ok || !hasHostTools)(`backup and status on lab machines${
       await m.exec(`set -e
 runuser -u postgres -- psql -X -q -d zitadel -c 'DROP VIEW item_names; DROP TABLE items'
 runuser -u postgres -- psql -X -q -d autolabs -c 'DELETE FROM items WHERE id > 10'
-runuser -u postgres -- psql -X -q -d postgres -c "ALTER ROLE gitlab PASSWORD 'changed-by-mistake'"
+runuser -u postgres -- psql -X -q -d postgres -c "ALTER ROLE gitlab_user PASSWORD 'changed-by-mistake'"
 systemd-run --unit=idle-client runuser -u postgres -- psql -X -d autolabs -c 'SELECT pg_sleep(300)'`),
       'damage',
     )
@@ -164,7 +164,7 @@ systemd-run --unit=idle-client runuser -u postgres -- psql -X -d autolabs -c 'SE
     expect(r.id).toBe(pgId)
     expect(await counts()).toBe(before)
     // The platform user logs in with its original password again (scram over TCP, from the host).
-    const login = await sh('psql', ['-X', '-At', '-h', IP.database, '-U', 'gitlab', '-d', 'gitlab', '-c', 'SELECT count(*) FROM items'], {env: {PGPASSWORD: secrets.postgres.users.gitlab, PGCONNECT_TIMEOUT: '5'}})
+    const login = await sh('psql', ['-X', '-At', '-h', IP.database, '-U', 'gitlab_user', '-d', 'gitlab', '-c', 'SELECT count(*) FROM items'], {env: {PGPASSWORD: secrets.postgres.users.gitlab, PGCONNECT_TIMEOUT: '5'}})
     expect(login.stdout.trim(), login.stderr).toBe('20000')
   })
 

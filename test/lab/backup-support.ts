@@ -33,11 +33,11 @@ systemctl restart postgresql`,
   )
   // Passwords travel on stdin (SQL from the secrets), never on a command line.
   const sql = Object.entries(secrets.postgres.users)
-    .map(([db, pw]) => `CREATE ROLE ${db} LOGIN PASSWORD '${pw}';\nCREATE DATABASE ${db} OWNER ${db};\n`)
+    .map(([db, pw]) => `CREATE ROLE ${db}_user LOGIN PASSWORD '${pw}';\nCREATE DATABASE ${db} OWNER ${db}_user;\n`)
     .join('')
   must(await m.exec('runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres', {input: sql}), 'create roles and databases')
   for (const db of Object.keys(secrets.postgres.users)) {
-    const data = `SET ROLE ${db};
+    const data = `SET ROLE ${db}_user;
 CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, payload jsonb, created timestamptz DEFAULT '2026-11-25 02:00:00+00');
 INSERT INTO items (name, payload) SELECT '${db}-' || g, jsonb_build_object('n', g, 'quote', 'it''s "${db}"') FROM generate_series(1, ${db === 'gitlab' ? 20000 : 500}) g;
 CREATE INDEX items_name ON items (name);

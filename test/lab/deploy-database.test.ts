@@ -121,28 +121,28 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
 
   it('each database accepts its own user with the generated password over TCP', async () => {
     for (const db of ['autolabs', 'zitadel', 'gitlab']) {
-      const r = await sh('psql', ['-X', '-h', DB_IP, '-U', db, '-d', db, '-tAc', 'select current_user, current_database()'], {
+      const r = await sh('psql', ['-X', '-h', DB_IP, '-U', `${db}_user`, '-d', db, '-tAc', 'select current_user, current_database()'], {
         env: {PGPASSWORD: secrets.postgres.users[db], PGCONNECT_TIMEOUT: '5'},
       })
       expect(r.stderr).toBe('')
-      expect(r.stdout.trim()).toBe(`${db}|${db}`)
+      expect(r.stdout.trim()).toBe(`${db}_user|${db}`)
     }
   })
 
   it('refuses a wrong password and another database’s user', async () => {
-    const wrong = await sh('psql', ['-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'autolabs', '-c', 'select 1'], {env: {PGPASSWORD: 'not-the-password', PGCONNECT_TIMEOUT: '5'}})
+    const wrong = await sh('psql', ['-X', '-h', DB_IP, '-U', 'autolabs_user', '-d', 'autolabs', '-c', 'select 1'], {env: {PGPASSWORD: 'not-the-password', PGCONNECT_TIMEOUT: '5'}})
     expect(wrong.code).not.toBe(0)
-    expect(wrong.stderr).toMatch(/password authentication failed for user "autolabs"/)
-    const cross = await sh('psql', ['-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'zitadel', '-c', 'select 1'], {
+    expect(wrong.stderr).toMatch(/password authentication failed for user "autolabs_user"/)
+    const cross = await sh('psql', ['-X', '-h', DB_IP, '-U', 'autolabs_user', '-d', 'zitadel', '-c', 'select 1'], {
       env: {PGPASSWORD: secrets.postgres.users.autolabs, PGCONNECT_TIMEOUT: '5'},
     })
     expect(cross.code).not.toBe(0)
-    expect(cross.stderr).toMatch(/no pg_hba\.conf entry .*user "autolabs", database "zitadel"/)
+    expect(cross.stderr).toMatch(/no pg_hba\.conf entry .*user "autolabs_user", database "zitadel"/)
   })
 
   /** psql from outside the VM subnet as autolabs, with the right password. */
   const outsiderPsql = (connectTimeoutS: number) =>
-    sh('ip', ['netns', 'exec', OUTSIDER_NS, 'psql', '-X', '-h', DB_IP, '-U', 'autolabs', '-d', 'autolabs', '-c', 'select 1'], {
+    sh('ip', ['netns', 'exec', OUTSIDER_NS, 'psql', '-X', '-h', DB_IP, '-U', 'autolabs_user', '-d', 'autolabs', '-c', 'select 1'], {
       env: {PGPASSWORD: secrets.postgres.users.autolabs, PGCONNECT_TIMEOUT: String(connectTimeoutS)},
       timeoutMs: 20_000,
     })
@@ -183,16 +183,16 @@ describe.skipIf(!avail.ok || !hasClients)(`deploy: database-vm on a lab machine$
   it('PostgreSQL uses scram-sha-256, archives WAL, allows GitLab\'s 400 connections, and stores no plain password', async () => {
     const m = lab.machine('database-vm')
     const r = await m.exec(
-      "runuser -u postgres -- psql -XtA -c \"select setting from pg_settings where name in ('password_encryption','archive_mode','listen_addresses','max_connections') order by name\" -c \"select rolname, left(rolpassword, 14) from pg_authid where rolname in ('autolabs','zitadel','gitlab') order by 1\"",
+      "runuser -u postgres -- psql -XtA -c \"select setting from pg_settings where name in ('password_encryption','archive_mode','listen_addresses','max_connections') order by name\" -c \"select rolname, left(rolpassword, 14) from pg_authid where rolname in ('autolabs_user','zitadel_user','gitlab_user') order by 1\"",
     )
     expect(r.stdout.trim().split('\n')).toEqual([
       'on',
       `localhost,${DB_IP}`,
       '400',
       'scram-sha-256',
-      'autolabs|SCRAM-SHA-256$',
-      'gitlab|SCRAM-SHA-256$',
-      'zitadel|SCRAM-SHA-256$',
+      'autolabs_user|SCRAM-SHA-256$',
+      'gitlab_user|SCRAM-SHA-256$',
+      'zitadel_user|SCRAM-SHA-256$',
     ])
   })
 

@@ -17,7 +17,7 @@
  *
  * - `subnet` is X in 10.99.X.0/24 and identifies the lab: use a different X in each test file
  *   (taken: 20 smoke, 21 ssh-readiness, 22 ssh-session, 23 cleanup, 40 deploy-database,
- *   45 scratch, 46 backup-status). The gateway (the host's bridge
+ *   45 scratch, 46 backup-status, 110 cloud-image, 111 cloud-ubuntu-like). The gateway (the host's bridge
  *   address) is .1; machines get .10, .11, ... unless `ip` is given.
  * - The rootfs is built once (debootstrap, ~1 min) into /var/cache/autolabs-lab/ and reused
  *   across runs; each machine runs on its own overlay over it (or an unpacked copy where overlayfs
@@ -27,13 +27,22 @@
  *   to the host's Debian mirror). `aptProxyInMachine: false` leaves the machine without the
  *   proxy setting, as a fresh cloud VM would be (the product's apt-proxy option then sets it).
  * - Machines have no default route and no DNS: nothing leaves the bridge except through the proxy.
+ * - `image` picks the root filesystem: 'minbase' (default; debootstrap minbase, boots in ~10 s,
+ *   the user and key put in place by the harness) or a cloud image — 'debian-cloud' (Debian 12's
+ *   generic cloud image's packages and services: cloud-init, unattended-upgrades running, netplan
+ *   + systemd-networkd, systemd-resolved, apt-daily timers) or 'ubuntu-like' (that plus
+ *   needrestart and an inactive ufw). Cloud images boot THROUGH cloud-init from the NoCloud seed
+ *   `cloudInit` returns per machine (see nocloud.ts): the user, its key, the host keys and the
+ *   hostname come from it, its static address and DNS are rendered into netplan (the address is
+ *   also set from the host side: networkd does not take up the veth here, see docs/lab.md), and
+ *   `hostKeyFingerprint` is read after boot. See build-rootfs-cloud.sh for the sources.
  * - `stop()` powers machines off (SIGTERM, then SIGKILL), removes namespaces, links and files;
  *   a process exit does the same synchronously; a stale lab with the same subnet from a crashed
  *   run is cleaned up at the next start.
  */
 import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -45,6 +54,29 @@ export const APT_PROXY_PORT = 3149
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const BUILD_SCRIPT = path.join(HERE, 'build-rootfs.sh')
+const BUILD_CLOUD_SCRIPT = path.join(HERE, 'build-rootfs-cloud.sh')
+
+/** The lab's root filesystems; see the header. */
+export type LabImage = 'minbase' | 'debian-cloud' | 'ubuntu-like'
+export const LAB_IMAGES: readonly LabImage[] = ['minbase', 'debian-cloud', 'ubuntu-like']
+
+/** What a NoCloud data source reads (the files of Proxmox's cidata drive). */
+export interface NoCloudSeed {
+  userData: string
+  metaData: string
+  networkConfig?: string
+  vendorData?: string
+}
+
+/**
+ * The tarball of an image. Cloud images carry the build script's hash in their name, so a
+ * changed recipe builds a new tarball instead of reusing a stale one from the shared cache.
+ */
+export function rootfsTar(image: LabImage): string {
+  if (image === 'minbase') return ROOTFS_TAR
+  const recipe = createHash('sha256').update(readFileSync(BUILD_CLOUD_SCRIPT)).digest('hex').slice(0, 10)
+  return path.join(LAB_CACHE_DIR, `rootfs-bookworm-${image === 'debian-cloud' ? 'cloud' : image}-${recipe}.tar`)
+}
 const PATH_IN_MACHINE = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 export interface ExecResult {
@@ -77,6 +109,13 @@ export interface StartLabOptions {
   bootTimeoutMs?: number
   /** Change a machine's filesystem before it boots (e.g. install a fake command). */
   prepare?: (m: {name: string; rootfs: string}) => void | Promise<void>
+  /** The root filesystem (default 'minbase'); cloud images need `cloudInit`. */
+  image?: LabImage
+  /**
+   * A cloud image's NoCloud seed for one machine: `mac` is its network card's address (as a
+   * Proxmox VM's net0), `publicKey` the lab's key. The seed must give the machine `ip`.
+   */
+  cloudInit?: (m: {name: string; ip: string; mac: string; publicKey: string}) => NoCloudSeed | Promise<NoCloudSeed>
 }
 
 export interface LabMachine {
@@ -87,8 +126,12 @@ export interface LabMachine {
   keyPath: string
   /** Host path of the machine's root filesystem. */
   rootfs: string
-  /** SHA256:… of the machine's ed25519 host key, as `ssh-keygen -lf` shows it. */
+  /** SHA256:… of the machine's ed25519 host key, as `ssh-keygen -lf` shows it ('' on a cloud image until it booted: cloud-init makes the keys). */
   hostKeyFingerprint: string
+  /** MAC address of its network card. */
+  mac: string
+  /** Host path of its console output (where cloud-init prints the host keys). */
+  consoleLog: string
   /** Milliseconds from starting systemd-nspawn to sshd's banner (undefined until booted). */
   bootMs?: number
   /** pid of systemd-nspawn (undefined until booted). */
@@ -262,26 +305,36 @@ function hostMirror(): string {
   return 'http://deb.debian.org/debian'
 }
 
-let rootfsPromise: Promise<number> | undefined
+const rootfsPromises = new Map<LabImage, Promise<number>>()
 
-/** Ensures the rootfs tarball exists; returns the ms spent building (0 if cached). */
-export function ensureRootfs(): Promise<number> {
-  rootfsPromise ??= (async () => {
-    if (existsSync(ROOTFS_TAR)) return 0
+/** Ensures the image's rootfs tarball exists; returns the ms spent building (0 if cached). */
+export function ensureRootfs(image: LabImage = 'minbase'): Promise<number> {
+  let p = rootfsPromises.get(image)
+  if (p) return p
+  p = (async () => {
+    const tar = rootfsTar(image)
+    if (existsSync(tar)) return 0
     mkdirSync(LAB_CACHE_DIR, {recursive: true})
+    let before = 0
+    let args: string[]
+    if (image === 'minbase') {
+      args = [BUILD_SCRIPT, tar, hostMirror()]
+    } else {
+      // A cloud image is the minbase (or the Debian cloud image) plus packages from the archive.
+      const from: LabImage = image === 'debian-cloud' ? 'minbase' : 'debian-cloud'
+      before = (await Promise.all([ensureRootfs(from), ensureAptProxy()]))[0]
+      args = [BUILD_CLOUD_SCRIPT, image, tar, rootfsTar(from), `http://127.0.0.1:${APT_PROXY_PORT}`]
+    }
     const started = Date.now()
     // flock: several test processes (and helpers) may ask at once; the script re-checks.
-    const script = `[ -e "$1" ] || bash "$3" "$1" "$2"`
-    await run('flock', ['-w', '600', path.join(LAB_CACHE_DIR, '.build.lock'), 'bash', '-c', script, 'build', ROOTFS_TAR, hostMirror(), BUILD_SCRIPT], {
-      timeoutMs: 900_000,
-    })
-    if (!existsSync(ROOTFS_TAR)) throw new Error(`rootfs build did not produce ${ROOTFS_TAR}`)
-    return Date.now() - started
+    const script = `out=$1; shift; [ -e "$out" ] || bash "$@"`
+    await run('flock', ['-w', '900', path.join(LAB_CACHE_DIR, '.build.lock'), 'bash', '-c', script, 'build', tar, ...args], {timeoutMs: 1_200_000})
+    if (!existsSync(tar)) throw new Error(`rootfs build did not produce ${tar}`)
+    return before + Date.now() - started
   })()
-  rootfsPromise.catch(() => {
-    rootfsPromise = undefined
-  })
-  return rootfsPromise
+  rootfsPromises.set(image, p)
+  p.catch(() => rootfsPromises.delete(image))
+  return p
 }
 
 let aptProxyPromise: Promise<void> | undefined
@@ -398,6 +451,7 @@ class LabImpl implements Lab {
   private veths: string[] = []
   private bootTimeoutMs: number
   private stopped = false
+  private image: LabImage
 
   constructor(opts: StartLabOptions, x: number) {
     this.name = opts.name
@@ -408,7 +462,9 @@ class LabImpl implements Lab {
     this.bridge = `alb${x}`
     this.dir = path.join(LAB_RUN_DIR, String(x))
     this.keyPath = path.join(this.dir, 'id_ed25519')
-    this.bootTimeoutMs = opts.bootTimeoutMs ?? 90_000
+    this.image = opts.image ?? 'minbase'
+    // A cloud image's first boot runs cloud-init's stages before sshd has host keys.
+    this.bootTimeoutMs = opts.bootTimeoutMs ?? (this.image === 'minbase' ? 90_000 : 180_000)
   }
 
   machine(name: string): LabMachine {
@@ -467,7 +523,9 @@ class LabImpl implements Lab {
   async setup(opts: StartLabOptions) {
     mkdirSync(this.dir, {recursive: true})
     this.saveRecord()
-    const [buildMs] = await Promise.all([ensureRootfs(), ensureAptProxy()])
+    if (!LAB_IMAGES.includes(this.image)) throw new Error(`lab image "${this.image}": use ${LAB_IMAGES.join(', ')}`)
+    if (this.image !== 'minbase' && !opts.cloudInit) throw new Error(`lab image ${this.image} boots through cloud-init: give cloudInit (a NoCloud seed per machine)`)
+    const [buildMs] = await Promise.all([ensureRootfs(this.image), ensureAptProxy()])
     this.rootfsBuildMs = buildMs
 
     let publicKey = opts.publicKey
@@ -498,14 +556,23 @@ class LabImpl implements Lab {
         await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
         await run('ip', ['link', 'set', veth, 'master', this.bridge])
         await run('ip', ['link', 'set', veth, 'up'])
+        const mac = (JSON.parse((await run('ip', ['-n', ns, '-j', 'link', 'show', 'eth0'])).stdout) as Array<{address: string}>)[0].address
+        const rootfs = await machineRootfs(path.join(this.dir, spec.name), this.image)
+        let hostKeyFingerprint = ''
+        // The address is set from the host side for cloud images too: cloud-init renders the
+        // seed's static address and DNS into netplan (checked by the tests), but systemd-networkd
+        // does not take up a veth inside this sandbox (it enumerates only lo), so it would not
+        // apply them. See the cloud image notes in docs/lab.md.
         await run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'])
         await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up'])
+        if (this.image === 'minbase') {
+          await this.personalize(rootfs, spec.name, user, publicKey, opts.aptProxyInMachine ?? true)
+        } else {
+          await this.seed(rootfs, await opts.cloudInit!({name: spec.name, ip, mac, publicKey}), opts.aptProxyInMachine ?? true)
+        }
         await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up'])
-
-        const rootfs = await machineRootfs(path.join(this.dir, spec.name))
-        await this.personalize(rootfs, spec.name, user, publicKey, opts.aptProxyInMachine ?? true)
         if (opts.prepare) await opts.prepare({name: spec.name, rootfs})
-        const hostKeyFingerprint = fingerprintOfPublicKeyLine(readFileSync(path.join(rootfs, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8'))
+        if (this.image === 'minbase') hostKeyFingerprint = fingerprintOfPublicKeyLine(readFileSync(path.join(rootfs, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8'))
         const machine: LabMachine = {
           name: spec.name,
           ip,
@@ -513,6 +580,8 @@ class LabImpl implements Lab {
           keyPath: this.keyPath,
           rootfs,
           hostKeyFingerprint,
+          mac,
+          consoleLog: path.join(this.dir, spec.name, 'console.log'),
           exec: (cmd, o) => this.execIn(spec.name, cmd, o),
         }
         this.machines[i] = machine
@@ -533,6 +602,48 @@ class LabImpl implements Lab {
     if (proxy) writeFileSync(path.join(rootfs, 'etc/apt/apt.conf.d/01autolabs-lab-proxy'), `Acquire::http::Proxy "${this.aptProxy}";\n`)
   }
 
+  /** A cloud image's NoCloud seed directory (what a Proxmox VM reads from its cidata drive). */
+  private async seed(rootfs: string, seed: NoCloudSeed, proxy: boolean) {
+    const dir = path.join(rootfs, 'var/lib/cloud/seed/nocloud')
+    mkdirSync(dir, {recursive: true, mode: 0o700})
+    writeFileSync(path.join(dir, 'user-data'), seed.userData, {mode: 0o600})
+    writeFileSync(path.join(dir, 'meta-data'), seed.metaData, {mode: 0o600})
+    if (seed.networkConfig !== undefined) writeFileSync(path.join(dir, 'network-config'), seed.networkConfig, {mode: 0o600})
+    if (seed.vendorData !== undefined) writeFileSync(path.join(dir, 'vendor-data'), seed.vendorData, {mode: 0o600})
+    if (proxy) writeFileSync(path.join(rootfs, 'etc/apt/apt.conf.d/01autolabs-lab-proxy'), `Acquire::http::Proxy "${this.aptProxy}";\n`)
+    // Lab plumbing, not part of the image: under this kernel the container's /sys shows the
+    // host's network devices, so cloud-init would not find net0's MAC (it reads
+    // /sys/class/net) and fail "Not all expected physical devices present". A sysfs mounted
+    // from inside the machine's own network namespace shows its eth0; bind its net entries over
+    // /sys's before cloud-init and networkd look (the rest of /sys, cgroups included, stays).
+    // /sys read-only, as the container interface wants it: systemd then knows udev does not run
+    // here, and networkd configures links without waiting for udev to announce them.
+    const unit = 'autolabs-lab-netns-sysfs.service'
+    writeFileSync(
+      path.join(rootfs, 'etc/systemd/system', unit),
+      [
+        '[Unit]',
+        'Description=autolabs lab: /sys/class/net of this machine\'s network namespace',
+        'DefaultDependencies=no',
+        'Before=cloud-init-local.service systemd-networkd.service systemd-udevd.service sysinit.target',
+        '',
+        '[Service]',
+        'Type=oneshot',
+        'RemainAfterExit=yes',
+        'ExecStart=/bin/sh -ec "mkdir -p /run/autolabs-lab-sysfs; mount -t sysfs sysfs /run/autolabs-lab-sysfs; mount --bind /run/autolabs-lab-sysfs/class/net /sys/class/net; mount --bind /run/autolabs-lab-sysfs/devices/virtual/net /sys/devices/virtual/net; mount -o remount,bind,ro /sys"',
+        '',
+        '[Install]',
+        'WantedBy=sysinit.target',
+        '',
+      ].join('\n'),
+    )
+    mkdirSync(path.join(rootfs, 'etc/systemd/system/sysinit.target.wants'), {recursive: true})
+    symlinkSync(`/etc/systemd/system/${unit}`, path.join(rootfs, 'etc/systemd/system/sysinit.target.wants', unit))
+    // networkd leaves eth0 alone here (see setup): waiting for it to come online would only
+    // cost its 2-minute timeout on every boot.
+    symlinkSync('/dev/null', path.join(rootfs, 'etc/systemd/system/systemd-networkd-wait-online.service'))
+  }
+
   async boot(name: string, opts: {waitForSsh?: boolean} = {}) {
     const m = this.machine(name)
     if (this.procs.has(name)) throw new Error(`lab machine ${name} is already running`)
@@ -547,7 +658,11 @@ class LabImpl implements Lab {
         // The machine has its own network namespace, as a VM has its own kernel: let it manage
         // its firewall (ufw/nftables) there. nspawn keeps CAP_NET_ADMIN only for --private-network.
         '--capability=CAP_NET_ADMIN',
-        '--resolv-conf=off', '--timezone=off', '--link-journal=no', '--console=passive',
+        '--resolv-conf=off', '--timezone=off', '--link-journal=no',
+        // A cloud image writes to its console (cloud-init prints the host keys there): a passive
+        // console is a pty nobody reads, whose writer blocks once it is full, so cloud-init's
+        // final stage hung. Piped, the output lands in console.log.
+        this.image === 'minbase' ? '--console=passive' : '--console=pipe',
       ],
       {stdio: ['ignore', logFd, logFd]},
     )
@@ -564,11 +679,18 @@ class LabImpl implements Lab {
     const deadline = started + this.bootTimeoutMs
     while (!(await sshBanner(m.ip, 22, 2000))) {
       if (exited) throw new Error(`lab machine ${name} did not boot: ${exited}; see ${path.join(this.dir, name, 'console.log')}`)
-      if (Date.now() > deadline) throw new Error(`lab machine ${name}: sshd not up after ${this.bootTimeoutMs / 1000} s; see ${path.join(this.dir, name, 'console.log')}`)
+      if (Date.now() > deadline) {
+        throw new Error(`lab machine ${name}: sshd not up after ${this.bootTimeoutMs / 1000} s; see ${path.join(this.dir, name, 'console.log')}\n${await this.machineReport(name)}`)
+      }
       await sleep(200)
     }
     m.bootMs = Date.now() - started
     await this.awaitBootDone(name)
+    if (!m.hostKeyFingerprint) {
+      const key = await this.execIn(name, 'cat /etc/ssh/ssh_host_ed25519_key.pub')
+      if (key.code !== 0) throw new Error(`lab machine ${name}: no ed25519 host key after boot: ${key.stderr}`)
+      m.hostKeyFingerprint = fingerprintOfPublicKeyLine(key.stdout)
+    }
   }
 
   /**
@@ -628,6 +750,7 @@ class LabImpl implements Lab {
     const script = [
       'echo "system: $(systemctl is-system-running 2>&1)"',
       '[ -e /run/nologin ] && echo "/run/nologin exists: non-root logins are refused"',
+      'if command -v cloud-init >/dev/null; then cloud-init status --long 2>&1 | head -n 8; ip -4 -o addr show 2>&1; fi',
       'systemctl --failed --no-legend --plain --no-pager',
       'for u in $(systemctl --failed --no-legend --plain --no-pager | cut -d" " -f1); do journalctl --no-pager -o short-monotonic -n 15 -u "$u" 2>&1; done',
       'journalctl --no-pager -o short-monotonic -n 40 -u ssh 2>&1',
@@ -676,24 +799,27 @@ class LabImpl implements Lab {
  * A machine's root filesystem: an overlay (own upper layer) on the unpacked cached rootfs, which
  * takes milliseconds; where overlayfs is not available, a full unpacked copy (seconds).
  */
-async function machineRootfs(machineDir: string): Promise<string> {
-  const lower = await ensureUnpackedRootfs()
+async function machineRootfs(machineDir: string, image: LabImage): Promise<string> {
+  const lower = await ensureUnpackedRootfs(image)
   const rootfs = path.join(machineDir, 'rootfs')
   const upper = path.join(machineDir, 'upper')
   const work = path.join(machineDir, 'work')
   for (const d of [rootfs, upper, work]) mkdirSync(d, {recursive: true})
   const ov = await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, rootfs], {allowFail: true})
-  if (ov.code !== 0) await run('tar', ['-C', rootfs, '--numeric-owner', '-xpf', ROOTFS_TAR], {timeoutMs: 300_000})
+  if (ov.code !== 0) await run('tar', ['-C', rootfs, '--numeric-owner', '-xpf', rootfsTar(image)], {timeoutMs: 300_000})
   return rootfs
 }
 
-let unpackPromise: Promise<string> | undefined
+const unpackPromises = new Map<LabImage, Promise<string>>()
 
 /** The rootfs tarball unpacked once into the cache (the overlays' shared lower layer). */
-function ensureUnpackedRootfs(): Promise<string> {
-  unpackPromise ??= (async () => {
-    const dir = path.join(LAB_CACHE_DIR, 'rootfs-bookworm.d')
-    const st = statSync(ROOTFS_TAR)
+function ensureUnpackedRootfs(image: LabImage): Promise<string> {
+  let unpackPromise = unpackPromises.get(image)
+  if (unpackPromise) return unpackPromise
+  const tar = rootfsTar(image)
+  unpackPromise = (async () => {
+    const dir = tar.replace(/\.tar$/, '.d')
+    const st = statSync(tar)
     const stamp = `${st.size}:${Math.round(st.mtimeMs)}`
     const marker = path.join(dir, '.autolabs-from-tar')
     if (existsSync(marker) && readFileSync(marker, 'utf8') === stamp) return dir
@@ -705,12 +831,11 @@ function ensureUnpackedRootfs(): Promise<string> {
       printf %s "$3" > "$tmp/.autolabs-from-tar"
       if [ -e "$1" ]; then mv "$1" "$1.old.$$"; rm -rf --one-file-system "$1.old.$$"; fi
       mv "$tmp" "$1"`
-    await run('flock', ['-w', '600', path.join(LAB_CACHE_DIR, '.build.lock'), 'bash', '-c', script, 'unpack', dir, ROOTFS_TAR, stamp], {timeoutMs: 900_000})
+    await run('flock', ['-w', '600', path.join(LAB_CACHE_DIR, '.build.lock'), 'bash', '-c', script, 'unpack', dir, tar, stamp], {timeoutMs: 900_000})
     return dir
   })()
-  unpackPromise.catch(() => {
-    unpackPromise = undefined
-  })
+  unpackPromises.set(image, unpackPromise)
+  unpackPromise.catch(() => unpackPromises.delete(image))
   return unpackPromise
 }
 

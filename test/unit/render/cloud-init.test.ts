@@ -14,7 +14,8 @@ describe('cloud-init user-data', () => {
     ])
     expect(doc.ssh_pwauth).toBe(false)
     expect(doc.packages).toEqual(['qemu-guest-agent'])
-    expect(doc.runcmd).toEqual([['systemctl', 'start', 'qemu-guest-agent']])
+    // Never fails the first boot where the VM has no agent channel (found by the ubuntu-like lab test).
+    expect(doc.runcmd).toEqual([['sh', '-c', "systemctl start qemu-guest-agent || echo 'qemu-guest-agent not started: no virtio channel'"]])
     // No proxy configured: no apt section at all.
     expect(doc.apt).toBeUndefined()
   })

@@ -62,7 +62,8 @@ describe('k8s.sh fstab_has_swap', () => {
 })
 
 describe('database.sh pg_hba_ok (each database only for its own user, from the VM subnet, with scram)', () => {
-  const check = (f: string) => ok('database.sh', `pg_hba_ok ${fx(f)} 192.168.100.0/24 "autolabs zitadel gitlab"`)
+  // The fixtures name each user like its database (a workspace deployed before <database>_user).
+  const check = (f: string) => ok('database.sh', `pg_hba_ok ${fx(f)} 192.168.100.0/24 "autolabs:autolabs zitadel:zitadel gitlab:gitlab"`)
   it('accepts the file the stage writes', () => expect(check('pg_hba-good.conf')).toBe(true))
   it('refuses a file missing one database', () => expect(check('pg_hba-missing-db.conf')).toBe(false))
   it('refuses a rule for an address outside the VM subnet', () => expect(check('pg_hba-world.conf')).toBe(false))
@@ -70,11 +71,15 @@ describe('database.sh pg_hba_ok (each database only for its own user, from the V
   it('refuses local trust', () => expect(check('pg_hba-local-trust.conf')).toBe(false))
   it("refuses a database opened to another database's user", () => expect(check('pg_hba-wrong-user.conf')).toBe(false))
   it('matches what pg_hba_text renders for the same parameters', () => {
-    const r = bash('database.sh', 'pg_hba_text', {VM_SUBNET: '192.168.100.0/24', PG_DATABASES: 'autolabs zitadel gitlab'})
+    const users = {PG_USER__autolabs: 'autolabs_user', PG_USER__zitadel: 'zitadel_user', PG_USER__gitlab: 'gitlab'}
+    const r = bash('database.sh', 'pg_hba_text', {VM_SUBNET: '192.168.100.0/24', PG_DATABASES: 'autolabs zitadel gitlab', ...users})
     expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^host {4}zitadel {9}zitadel_user {4}192\.168\.100\.0\/24 {8}scram-sha-256$/m)
     const dir = mkdtempSync(path.join(tmpdir(), 'al-hba-'))
     writeFileSync(path.join(dir, 'pg_hba.conf'), r.stdout)
-    expect(ok('database.sh', `pg_hba_ok ${dir}/pg_hba.conf 192.168.100.0/24 "autolabs zitadel gitlab"`)).toBe(true)
+    expect(ok('database.sh', `pg_hba_ok ${dir}/pg_hba.conf 192.168.100.0/24 "autolabs:autolabs_user zitadel:zitadel_user gitlab:gitlab"`)).toBe(true)
+    // The same file does not let the databases' old same-named users in.
+    expect(ok('database.sh', `pg_hba_ok ${dir}/pg_hba.conf 192.168.100.0/24 "autolabs:autolabs zitadel:zitadel gitlab:gitlab"`)).toBe(false)
     rmSync(dir, {recursive: true})
   })
 })

@@ -114,7 +114,7 @@ const plan = (over: Partial<StatusPlan> = {}): StatusPlan => ({
     {role: 'database', name: 'database-vm', vmid: 120, ip: '10.0.0.20'},
     {role: 'k8s', name: 'k8s-vm', vmid: 130, ip: '10.0.0.30'},
   ],
-  postgresUsers: {autolabs: 'pw-autolabs-0123456789', zitadel: 'pw-zitadel-0123456789'},
+  postgresUsers: {autolabs: {user: 'autolabs_user', password: 'pw-autolabs-0123456789'}, zitadel: {user: 'zitadel_user', password: 'pw-zitadel-0123456789'}},
   redisPassword: 'pw-redis-0123456789',
   objectStoragePort: 8333,
   registryPort: 5050,
@@ -248,7 +248,7 @@ describe('collectStatus', () => {
 
   it('fails a stopped VM and a refused database login, and says which user', async () => {
     const r = await collectStatus(
-      plan({postgresUsers: {autolabs: 'wrong-password-0123'}}),
+      plan({postgresUsers: {autolabs: {user: 'autolabs_user', password: 'wrong-password-0123'}}}),
       deps({vmStatus: async (_n, vmid) => ({status: vmid === 110 ? 'stopped' : 'running', cpu: 0, mem: 0, maxmem: 1})}),
     )
     expect(r.checks.find((c) => c.id === 'gitlab/vm')).toMatchObject({status: 'fail', detail: 'VM is stopped'})
