@@ -23,7 +23,7 @@ export interface TerraformCredentials {
 export async function prepareTerraformToken(
   client: ProxmoxClient,
   config: Config,
-  opts: {storedTokenId?: string; storedSecret?: string; rotateToken?: boolean; tokenName?: string} = {},
+  opts: {storedTokenId?: string; storedSecret?: string; rotateToken?: boolean; tokenName?: string; onSecret?: (tokenId: string, secret: string) => Promise<void>} = {},
 ): Promise<TerraformCredentials> {
   const {major} = await client.version()
   const tokenName = opts.tokenName ?? 'terraform'
@@ -35,6 +35,7 @@ export async function prepareTerraformToken(
     tokenName,
     pveMajor: major,
     rotateToken: opts.rotateToken,
+    onSecret: opts.onSecret && ((secret) => opts.onSecret!(tokenId, secret)),
   })
   const secret = access.secret ?? stored
   if (!secret)

@@ -9,6 +9,7 @@ import {ConfigError} from '../errors.js'
 import type {ProxmoxClient} from '../proxmox/client.js'
 import {isAutolabsOwned, templateSlotStatus} from '../proxmox/template.js'
 import type {StorageInfo, VmInfo} from '../proxmox/types.js'
+import {terraformEnv} from '../util/child-env.js'
 import {CERT_WARN_DAYS, certificateLife} from '../util/expiry.js'
 import type {Workspace} from '../workspace/workspace.js'
 
@@ -265,7 +266,7 @@ export async function terraformCheck(bin: string): Promise<PreflightCheck> {
   let out: string
   try {
     out = await new Promise<string>((resolve, reject) => {
-      execFile(bin, ['version', '-json'], {timeout: 15_000, env: {...process.env, CHECKPOINT_DISABLE: '1'}}, (err, stdout) => (err ? reject(err) : resolve(stdout)))
+      execFile(bin, ['version', '-json'], {timeout: 15_000, env: terraformEnv(process.env)}, (err, stdout) => (err ? reject(err) : resolve(stdout)))
     })
   } catch (error) {
     const e = error as NodeJS.ErrnoException
