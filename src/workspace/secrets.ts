@@ -106,7 +106,8 @@ export function parseSecretsText(text: string, file: string): Secrets {
   const lines = new LineCounter()
   let doc: Document
   try {
-    doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true, lineCounter: lines})
+    // prettyErrors adds the line and column; its message (which quotes the text) is never used.
+    doc = parseDocument(text, {prettyErrors: true, uniqueKeys: true, lineCounter: lines})
     const e = doc.errors[0]
     if (e) {
       const at = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'an unknown position'

@@ -1,5 +1,5 @@
 import {execFile} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -79,14 +79,15 @@ async function initWithSignal(dir: string, calls: string, signal: Sig, when: (st
   })
   let stderr = ''
   let sent: {requests: number; at: number} | undefined
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr += d.toString()
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  // Polled, not only on output: some phases print nothing while they work.
+  const poll = setInterval(() => {
     if (!sent && when(stderr)) {
       sent = {requests: sim.requests.length, at: Date.now()}
       child.kill(signal)
     }
-  })
-  const r = await child
+  }, 20)
+  const r = await child.finally(() => clearInterval(poll))
   return {exitCode: r.exitCode, stderr, sent, requestsAfter: sent ? sim.requests.slice(sent.requests) : []}
 }
 
@@ -98,6 +99,7 @@ async function expectCleanWorkspace(dir: string) {
 }
 
 async function expectNextRunCompletes(dir: string, calls: string) {
+  sim.setResponseDelay(0)
   const r = await initWithSignal(dir, calls, 'SIGINT', () => false)
   expect(r.exitCode, r.stderr).toBe(0)
   expect([...sim.state.vms.values()].map((v) => v.config.name).sort()).toEqual(['database-vm', 'gitlab-vm', 'k8s-vm', 'sig-ubuntu-2204-template'])
@@ -108,7 +110,7 @@ async function expectNextRunCompletes(dir: string, calls: string) {
 }
 
 describe('stop signals during init', () => {
-  it.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)('%s after the workspace is written (preflight): nothing is created, exit code documented', async (signal) => {
+  it.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)('%s after the workspace is written (preflight): nothing is created, exit code documented', {timeout: 300_000}, async (signal) => {
     const {dir, calls} = await workspace()
     sim.setResponseDelay(150)
     const r = await initWithSignal(dir, calls, signal, (s) => s.includes('Workspace updated'))
@@ -123,7 +125,7 @@ describe('stop signals during init', () => {
     await expectNextRunCompletes(dir, calls)
   })
 
-  it('SIGTERM during token creation: the new secret is saved, nothing after it is asked, the next run continues', async () => {
+  it('SIGTERM during token creation: the new secret is saved, nothing after it is asked, the next run continues', {timeout: 300_000}, async () => {
     const {dir, calls} = await workspace()
     sim.setResponseDelay(150)
     const r = await initWithSignal(dir, calls, 'SIGTERM', () => sim.requests.some((q) => q.method === 'POST' && q.path.endsWith('/token/terraform')))
@@ -139,9 +141,9 @@ describe('stop signals during init', () => {
     await expectNextRunCompletes(dir, calls)
   })
 
-  it('SIGINT during terraform apply: terraform is interrupted gracefully and waited for, nothing runs after it', async () => {
+  it('SIGINT during terraform apply: terraform is interrupted gracefully and waited for, nothing runs after it', {timeout: 300_000}, async () => {
     const {dir, calls} = await workspace()
-    const r = await initWithSignal(dir, calls, 'SIGINT', (s) => /cloud image|template VM|creating/i.test(s), {FAKE_TF_SLOW_MS: '700'})
+    const r = await initWithSignal(dir, calls, 'SIGINT', () => existsSync(calls) && readFileSync(calls, 'utf8').includes('"apply"'), {FAKE_TF_SLOW_MS: '700'})
     expect(r.exitCode, r.stderr).toBe(130)
     expect(r.stderr).toMatch(/Terraform apply was interrupted and stopped after saving its state/)
     const cmds = await tfCommands(calls)
