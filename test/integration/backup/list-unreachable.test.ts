@@ -1,6 +1,5 @@
 import net from 'node:net'
 import {mkdir, writeFile} from 'node:fs/promises'
-import path from 'node:path'
 
 import {afterAll, describe, expect, it} from 'vitest'
 import {stringify} from 'yaml'
