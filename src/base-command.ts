@@ -2,8 +2,11 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 
 import {closest} from './ui/suggest.js'
 import {BugError, ConfigError, ExitCode, ExternalError, InterruptedError, isExpected, UserError} from './errors.js'
+import {printable} from './config/grammar.js'
+import {installSignalHandlers, interruptedBy} from './util/interrupt.js'
 import {paint, reportError} from './ui/output.js'
 import {redact, redactDeep} from './util/redact.js'
+import {fileError, isFileSystemError} from './workspace/fs.js'
 
 /**
  * The Terraform (or OpenTofu) executable, on every command that runs it. One flag, one env
@@ -59,20 +62,24 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       strict: this.ctor.strict,
     })
     this.flags = flags as GlobalFlags<T>
-    const onSignal = () => {
-      // Children (terraform, ssh) get the same signal from the terminal; give them a moment.
-      process.exitCode = ExitCode.interrupted
-    }
-    process.once('SIGINT', onSignal)
+    // SIGINT/SIGTERM/SIGHUP: stop at the next safe point (src/util/interrupt.ts).
+    installSignalHandlers()
+  }
+
+  /** A command that finished its work although a stop signal came still exits with the signal's code. */
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    const signal = interruptedBy()
+    if (!err && signal) process.exitCode = new InterruptedError('', signal).exitCode
+    return super.finally(err)
   }
 
   /** Chatter (progress, info, warnings) goes to stderr so stdout stays data-only. */
   protected info(message: string): void {
-    if (!this.jsonEnabled()) process.stderr.write(redact(message) + '\n')
+    if (!this.jsonEnabled()) process.stderr.write(printable(redact(message)) + '\n')
   }
 
   protected warnUser(message: string): void {
-    process.stderr.write(redact(`${paint.stderr.yellow.bold('Warning:')} ${message}`) + '\n')
+    process.stderr.write(printable(redact(`${paint.stderr.yellow.bold('Warning:')} ${message}`)) + '\n')
   }
 
   protected override toSuccessJson(result: unknown): unknown {
@@ -80,6 +87,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    // A file-system error a user can cause (a path that is a directory, a read-only disk,
+    // no permission) says which path and what to do; it is not a bug.
+    if (isFileSystemError(err)) err = fileError(err)
+    // After a signal, whatever failed failed because of it (an aborted request, a killed child).
+    const signal = interruptedBy()
+    if (signal && !(err instanceof InterruptedError) && !(err?.oclif?.exit !== undefined)) err = new InterruptedError(`Interrupted (${signal}).`, signal)
     const verbose = Boolean(this.flags?.verbose) || process.argv.includes('--verbose') || process.env.AUTOLABS_VERBOSE === 'true'
     let exitCode: number
     let message: string
@@ -87,7 +100,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     let detail: Record<string, unknown> = {}
     let name: string = err?.name ?? 'Error'
 
-    if (err?.name === 'ExitPromptError' || err instanceof InterruptedError) {
+    if (err instanceof InterruptedError) {
+      exitCode = err.exitCode
+      message = err.message
+    } else if (err?.name === 'ExitPromptError') {
       exitCode = ExitCode.interrupted
       message = 'Interrupted.'
     } else if (isExpected(err)) {

@@ -8,7 +8,12 @@ export const ExitCode = {
   failure: 1,
   usage: 2,
   unreachable: 3,
+  /** SIGHUP (the terminal went away): 128 + 1. */
+  hangup: 129,
+  /** SIGINT (Ctrl+C): 128 + 2. */
   interrupted: 130,
+  /** SIGTERM: 128 + 15. */
+  terminated: 143,
 } as const
 
 /** Something the user can fix: bad input, missing file, refused certificate. */
@@ -88,12 +93,15 @@ export class ExternalError extends Error {
   }
 }
 
-/** Ctrl+C or SIGTERM: stop cleanly with 130. */
+/** Ctrl+C (exit 130), SIGTERM (143) or SIGHUP (129): stopped cleanly at a safe point. */
 export class InterruptedError extends Error {
-  readonly exitCode = ExitCode.interrupted
-  constructor(message = 'Interrupted.') {
+  readonly exitCode: number
+  readonly signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP'
+  constructor(message = 'Interrupted.', signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP' = 'SIGINT') {
     super(message)
     this.name = 'InterruptedError'
+    this.signal = signal
+    this.exitCode = {SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated, SIGHUP: ExitCode.hangup}[signal]
   }
 }
 

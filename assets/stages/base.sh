@@ -38,14 +38,25 @@ do_wait_boot() {
 }
 
 # --- apt_proxy ----------------------------------------------------------------------------
-apt_proxy_text() { printf 'Acquire::http::Proxy "%s";' "$APT_PROXY"; }
+# The same grammar as autolabs' aptProxy rule (src/config/grammar.ts): scheme, host, optional
+# port and "/". A value outside it (a quote, ";", a newline, a user or a path) could end the
+# quoted apt.conf string and add configuration of its own (APT::Update::Pre-Invoke runs as root),
+# so it is refused here too, whatever wrote the env file.
+APT_PROXY_RE='^https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$'
+apt_proxy_text() {
+  [[ $APT_PROXY =~ $APT_PROXY_RE ]] ||
+    die "APT_PROXY is not a plain http(s)://host[:port] URL; refusing to write it into apt.conf (set network.aptProxy in autolabs.yaml to e.g. http://10.0.0.5:3142)"
+  printf 'Acquire::http::Proxy "%s";' "$APT_PROXY"
+}
 apt_timeouts_text() {
   printf 'Acquire::http::Timeout "%s";\nAcquire::https::Timeout "%s";\nAcquire::Retries "1";' "$APT_TIMEOUT" "$APT_TIMEOUT"
 }
 check_apt_proxy() {
   file_is "$APT_TIMEOUTS_FILE" "$(apt_timeouts_text)" || return 1
   if [[ -n ${APT_PROXY:-} ]]; then
-    file_is "$APT_PROXY_FILE" "$(apt_proxy_text)"
+    local text
+    text=$(apt_proxy_text) || return 1
+    file_is "$APT_PROXY_FILE" "$text"
   else
     [[ ! -e $APT_PROXY_FILE ]]
   fi
@@ -53,7 +64,9 @@ check_apt_proxy() {
 do_apt_proxy() {
   write_file "$APT_TIMEOUTS_FILE" "$(apt_timeouts_text)" 0644
   if [[ -n ${APT_PROXY:-} ]]; then
-    write_file "$APT_PROXY_FILE" "$(apt_proxy_text)" 0644
+    local text
+    text=$(apt_proxy_text) || exit 1
+    write_file "$APT_PROXY_FILE" "$text" 0644
   else
     rm -f "$APT_PROXY_FILE"
   fi

@@ -3,11 +3,11 @@
  * whether each part worked. Documented in docs/day-two.md; `schemaVersion` changes only on
  * a breaking change.
  */
-import {readdir, readFile} from 'node:fs/promises'
+import {readdir} from 'node:fs/promises'
 import path from 'node:path'
 
 import {UserError} from '../errors.js'
-import {writeFileAtomic} from '../workspace/fs.js'
+import {READ_LIMITS, readTextFile, writeFileAtomic} from '../workspace/fs.js'
 import {isBackupId, parseBackupId} from './id.js'
 
 /**
@@ -63,18 +63,20 @@ export async function writeManifest(dir: string, m: BackupManifest): Promise<voi
 
 export async function readManifest(dir: string): Promise<BackupManifest> {
   const file = path.join(dir, MANIFEST)
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new UserError(`${file} is missing: the backup in ${dir} did not finish (interrupted?).`, {
-        suggestion: 'Take a new backup with `autolabs backup now`; retention removes unfinished ones.',
-      })
-    }
-    throw error
+  const text = await readTextFile(file, {what: 'The backup manifest', maxBytes: READ_LIMITS.manifest, optional: true})
+  if (text === undefined) {
+    throw new UserError(`${file} is missing: the backup in ${dir} did not finish (interrupted?).`, {
+      suggestion: 'Take a new backup with `autolabs backup now`; retention removes unfinished ones.',
+    })
   }
-  const m = JSON.parse(text) as BackupManifest
+  let m: BackupManifest
+  try {
+    m = JSON.parse(text) as BackupManifest
+  } catch (error) {
+    throw new UserError(`${file} is damaged: it is not valid JSON (${(error as Error).message.replace(/, "[\s\S]*$/, '')}).`, {
+      suggestion: 'Restore the manifest from a copy of the backup, or take a new backup with `autolabs backup now`.',
+    })
+  }
   if (m?.schemaVersion !== 1 || !isBackupId(m.id) || !Array.isArray(m.parts)) {
     throw new UserError(`${file} is not an autolabs backup manifest (schemaVersion 1).`)
   }

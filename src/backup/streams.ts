@@ -10,11 +10,13 @@ import {PassThrough, Readable, Transform, type TransformCallback, type Writable}
 import {pipeline} from 'node:stream/promises'
 import {createGunzip, createGzip} from 'node:zlib'
 
+import {toolEnv} from '../util/child-env.js'
+
 export type Compression = 'zstd' | 'gzip'
 
 let zstdAvailable: boolean | undefined
 export function hasZstd(): boolean {
-  zstdAvailable ??= spawnSync('zstd', ['--version'], {stdio: 'ignore'}).status === 0
+  zstdAvailable ??= spawnSync('zstd', ['--version'], {stdio: 'ignore', env: toolEnv(process.env)}).status === 0
   return zstdAvailable
 }
 
@@ -77,7 +79,7 @@ export function decompressor(c: Compression): {input: Writable; output: Readable
 }
 
 function zstdProcess(args: string[]) {
-  const child = spawn('zstd', args, {stdio: ['pipe', 'pipe', 'pipe']})
+  const child = spawn('zstd', args, {stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv(process.env)})
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-2000)

@@ -1,16 +1,20 @@
 /** Normalisers for what users type at a prompt or in a flag. */
 
-/** Accept "pve.example", "pve.example:8443", "https://pve.example" → https://host:port. */
+/**
+ * Accept "pve.example", "pve.example:8443", "https://pve.example" → https://host:port. Anything
+ * more (a user, a path, a query, another scheme, a bad port) is returned as typed, with the
+ * scheme added, so that validation names what is wrong instead of it being dropped silently.
+ */
 export function normalizeProxmoxUrl(input: string): string {
   let s = input.trim()
-  if (!/^[a-z]+:\/\//i.test(s)) s = `https://${s}`
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) s = `https://${s}`
   let u: URL
   try {
     u = new URL(s)
   } catch {
-    return input
+    return s
   }
-  if (u.protocol !== 'https:') return input
+  if (u.protocol !== 'https:' || u.username || u.password || u.search || u.hash || !['', '/'].includes(u.pathname)) return s
   if (!u.port) u.port = '8006'
   return `${u.protocol}//${u.host}`
 }

@@ -1,9 +1,9 @@
-import {readFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {isMap, isScalar, isSeq, parseDocument, YAMLMap, Document} from 'yaml'
 
 import {ConfigError, type FieldIssue, UserError} from '../errors.js'
+import {READ_LIMITS, readTextFile} from '../workspace/fs.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {IMAGES} from './catalog.js'
 import {type Config, configSchema, type ConfigInput} from './schema.js'
@@ -38,17 +38,22 @@ export function parseConfigText(text: string, source: string): unknown {
     const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'unknown position'
     throw new ConfigError(source, [{path: '(yaml)', message: `YAML syntax error at ${where}: ${e.message.split('\n')[0]}`, fix: 'fix the YAML syntax'}])
   }
-  return doc.toJS() ?? {}
+  try {
+    // maxAliasCount bounds what aliases can expand to (a "billion laughs" file).
+    return doc.toJS({maxAliasCount: 100}) ?? {}
+  } catch (error) {
+    throw new ConfigError(source, [{path: '(yaml)', message: `cannot be read: ${(error as Error).message}`, fix: 'remove the YAML aliases (*name) that repeat large parts of the file'}])
+  }
+}
+
+/** True when a YAML text holds no settings at all (empty, only comments, or an empty document). */
+export function isEmptyConfig(raw: unknown): boolean {
+  return raw === null || raw === undefined || (typeof raw === 'object' && !Array.isArray(raw) && Object.keys(raw).length === 0)
 }
 
 export async function readRawConfig(ws: Workspace): Promise<{raw: unknown; text: string} | undefined> {
-  let text: string
-  try {
-    text = await readFile(ws.configFile, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
+  const text = await readTextFile(ws.configFile, {what: 'The configuration', maxBytes: READ_LIMITS.config, optional: true})
+  if (text === undefined) return undefined
   return {raw: parseConfigText(text, ws.configFile), text}
 }
 
@@ -61,6 +66,9 @@ export async function loadConfig(ws: Workspace): Promise<ValidatedConfig> {
       suggestion: 'Run `autolabs init` to create a workspace, or pass --dir / set AUTOLABS_DIR to an existing one.',
       exitCode: 2,
     })
+  // An empty file would silently mean "every default": a truncated or wrongly saved file must not pass.
+  if (isEmptyConfig(found.raw))
+    throw new ConfigError(ws.configFile, [{path: '(top level)', message: 'is empty: it holds no settings', fix: 'restore it from Git, or run `autolabs init` to write every setting'}])
   const validated = validateConfig(found.raw, ws.configFile)
   if (migrated) validated.warnings.unshift({path: 'services.postgres.users', message: migrated, severity: 'warning'})
   return validated

@@ -2,6 +2,7 @@ import {z} from 'zod'
 
 import {parseJumpHost} from '../ssh/jump-spec.js'
 import {DEFAULT_BUCKETS, DEFAULT_NAMESPACES, DESIGN_SIZES, GUEST_OS, VERSIONS} from './catalog.js'
+import {LIMITS, type RuleName, ruleProblem, urlProblem} from './grammar.js'
 
 /**
  * The schema of autolabs.yaml: every non-secret setting. Secrets live in
@@ -12,9 +13,19 @@ import {DEFAULT_BUCKETS, DEFAULT_NAMESPACES, DESIGN_SIZES, GUEST_OS, VERSIONS} f
 export const ROLES = ['gitlab', 'database', 'k8s'] as const
 export type Role = (typeof ROLES)[number]
 
-const dnsLabel = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label: lowercase letters, digits and "-", 1–63 characters, not starting or ending with "-"')
+/** A string following one rule of the grammar table (grammar.ts). */
+const str = (name: RuleName) =>
+  z.string({message: 'must be a string'}).check((ctx) => {
+    const problem = ruleProblem(name, ctx.value)
+    if (problem) ctx.issues.push({code: 'custom', message: problem, input: ctx.value})
+  })
+const url = (schemes: string[], opts: {path?: boolean} = {}) =>
+  z.string({message: 'must be a string'}).check((ctx) => {
+    const problem = urlProblem(ctx.value, {schemes, ...opts})
+    if (problem) ctx.issues.push({code: 'custom', message: problem, input: ctx.value})
+  })
+
+const dnsLabel = str('dnsLabel')
 
 const ipv4 = z.ipv4({message: 'must be an IPv4 address like 192.168.100.10'})
 const cidr = z.cidrv4({message: 'must be an IPv4 network in CIDR form like 192.168.100.0/24'})
@@ -27,16 +38,24 @@ const vmid = z
 /** An age public key (X25519 age1…, or the post-quantum hybrid age1pq1…), bech32. */
 export const AGE_RECIPIENT = /^age1(?:pq1)?[02-9ac-hj-np-z]{58,}$/
 
-const httpsUrl = z.url({message: 'must be a URL like https://pve.example:8006'})
-
 const vmSize = (role: Role) =>
   z
     .strictObject({
       name: dnsLabel.default(`${role}-vm`),
       vmid: vmid.default({gitlab: 110, database: 120, k8s: 130}[role]),
-      cores: z.number().int('must be a whole number').min(1, 'must be at least 1').max(512).default(DESIGN_SIZES[role].cores),
-      memoryMiB: z.number().int('must be a whole number in MiB').min(512, 'must be at least 512 MiB').default(DESIGN_SIZES[role].memoryMiB),
-      diskGiB: z.number().int('must be a whole number in GiB').min(10, 'must be at least 10 GiB').default(DESIGN_SIZES[role].diskGiB),
+      cores: z.number().int('must be a whole number').min(1, 'must be at least 1').max(LIMITS.cores, `must be at most ${LIMITS.cores}`).default(DESIGN_SIZES[role].cores),
+      memoryMiB: z
+        .number()
+        .int('must be a whole number in MiB')
+        .min(512, 'must be at least 512 MiB')
+        .max(LIMITS.memoryMiB, `must be at most ${LIMITS.memoryMiB} MiB (4 TiB, the most Proxmox gives a VM)`)
+        .default(DESIGN_SIZES[role].memoryMiB),
+      diskGiB: z
+        .number()
+        .int('must be a whole number in GiB')
+        .min(10, 'must be at least 10 GiB')
+        .max(LIMITS.diskGiB, `must be at most ${LIMITS.diskGiB} GiB (128 TiB)`)
+        .default(DESIGN_SIZES[role].diskGiB),
     })
     .prefault({})
 
@@ -45,35 +64,32 @@ export const configSchema = z.strictObject({
   name: dnsLabel.default('autolabs'),
   proxmox: z
     .strictObject({
-      url: httpsUrl.default('https://pve.example:8006'),
-      node: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/, 'must be a Proxmox node name').default('pve'),
+      url: url(['https:']).default('https://pve.example:8006'),
+      node: str('nodeName').default('pve'),
       auth: z.enum(['token', 'password']).default('token'),
-      tokenId: z
-        .string()
-        .regex(/^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$/, 'must look like user@realm!tokenid')
-        .default('root@pam!autolabs'),
-      username: z.string().regex(/^[^\s@!]+@[^\s@!]+$/, 'must look like user@realm').default('root@pam'),
+      tokenId: str('tokenId').default('root@pam!autolabs'),
+      username: str('userRealm').default('root@pam'),
       fingerprint: z
         .string()
         .regex(/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint: 32 hex pairs separated by ":"')
         .nullable()
         .default(null),
-      caFile: z.string().nullable().default(null),
+      caFile: str('filePath').nullable().default(null),
       insecure: z.boolean().default(false),
-      vmStorage: z.string().min(1).default('local-lvm'),
-      imageStorage: z.string().min(1).default('local'),
-      bridge: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/, 'must be a Linux bridge name like vmbr0').default('vmbr0'),
+      vmStorage: str('storageId').default('local-lvm'),
+      imageStorage: str('storageId').default('local'),
+      bridge: str('bridge').default('vmbr0'),
       templateVmid: vmid.default(9000),
       /** The least-privilege user, role and token autolabs creates for Terraform. */
-      terraformUser: z.string().regex(/^[^\s@!]+@[^\s@!]+$/, 'must look like user@realm').default('autolabs@pve'),
-      terraformRole: z.string().regex(/^[A-Za-z0-9._-]+$/).default('AutolabsTerraform'),
+      terraformUser: str('userRealm').default('autolabs@pve'),
+      terraformRole: str('roleId').default('AutolabsTerraform'),
     })
     .prefault({}),
   image: z
     .strictObject({
       os: z.enum(GUEST_OS, {message: `must be one of ${GUEST_OS.join(', ')}`}).default('ubuntu-22.04'),
       /** Override the catalog's image URL (e.g. a local mirror). */
-      url: httpsUrl.nullable().default(null),
+      url: url(['https:', 'http:'], {path: true}).nullable().default(null),
       /** SHA-256 (Ubuntu) or SHA-512 (Debian) of the image; resolved at init when null. */
       checksum: z.string().regex(/^([0-9a-f]{64}|[0-9a-f]{128})$/, 'must be a lowercase hex SHA-256 or SHA-512').nullable().default(null),
     })
@@ -83,11 +99,11 @@ export const configSchema = z.strictObject({
       subnet: cidr.default('192.168.100.0/24'),
       gateway: ipv4.default('192.168.100.1'),
       dns: z.array(ipv4).min(1, 'needs at least one DNS server').max(3, 'Proxmox cloud-init takes at most 3 DNS servers').default(['1.1.1.1', '9.9.9.9']),
-      searchDomain: z.string().nullable().default(null),
+      searchDomain: str('dnsName').nullable().default(null),
       /** Where SSH is allowed from (ufw). Keys only; tighten to your admin network. */
       adminCidrs: z.array(cidr).min(1).default(['0.0.0.0/0']),
       /** apt proxy for offline/proxied installs (apt-cacher-ng, a university proxy). */
-      aptProxy: z.url({message: 'must be a URL like http://10.0.0.5:3142'}).nullable().default(null),
+      aptProxy: str('aptProxy').nullable().default(null),
       vms: z
         .strictObject({
           gitlab: z.strictObject({ip: ipv4.default('192.168.100.10')}).prefault({}),
@@ -106,11 +122,11 @@ export const configSchema = z.strictObject({
     .prefault({}),
   ssh: z
     .strictObject({
-      publicKeyFile: z.string().min(1).default('~/.ssh/id_ed25519.pub'),
+      publicKeyFile: str('filePath').default('~/.ssh/id_ed25519.pub'),
       /** Private key used by autolabs; default: publicKeyFile without ".pub". */
-      privateKeyFile: z.string().nullable().default(null),
+      privateKeyFile: str('filePath').nullable().default(null),
       /** Login user on the VMs; default: the image's cloud user (ubuntu / debian). */
-      user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name').nullable().default(null),
+      user: str('linuxUser').nullable().default(null),
       /** How SSH reaches the VMs: auto (direct if routed, else via the Proxmox node), none, or user@host[:port]. */
       jumpHost: z
         .string()
@@ -134,7 +150,7 @@ export const configSchema = z.strictObject({
        * provider uploads it over SSH to the node, so it needs root SSH to the Proxmox host.
        */
       mode: z.enum(['builtin', 'snippet']).default('builtin'),
-      snippetStorage: z.string().min(1).default('local'),
+      snippetStorage: str('storageId').default('local'),
     })
     .prefault({}),
   services: z
@@ -178,7 +194,7 @@ export const configSchema = z.strictObject({
           version: z.string().regex(/^\d+\.\d+\.\d+-ce\.\d+$/, 'must be a GitLab CE image tag like 19.6.0-ce.0').default(VERSIONS.gitlab),
           runnerVersion: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a version like 19.6.0').default(VERSIONS.gitlabRunner),
           /** Default: http://<gitlab ip>. */
-          externalUrl: z.url().nullable().default(null),
+          externalUrl: url(['https:', 'http:']).nullable().default(null),
           sshPort: z.number().int().min(1).max(65535).default(2222),
           registryPort: z.number().int().min(1).max(65535).default(5050),
           shmSize: z.string().regex(/^\d+[kmg]$/, 'must be a size like 256m').default('256m'),
@@ -187,9 +203,9 @@ export const configSchema = z.strictObject({
           /** HTTPS for an https:// externalUrl: the administrator's certificate, or Let's Encrypt. */
           tls: z
             .strictObject({
-              certFile: z.string().min(1).nullable().default(null),
-              keyFile: z.string().min(1).nullable().default(null),
-              caFile: z.string().min(1).nullable().default(null),
+              certFile: str('filePath').nullable().default(null),
+              keyFile: str('filePath').nullable().default(null),
+              caFile: str('filePath').nullable().default(null),
               letsencrypt: z.boolean().default(false),
             })
             .prefault({}),
@@ -209,11 +225,11 @@ export const configSchema = z.strictObject({
     .prefault({}),
   backup: z
     .strictObject({
-      keepDaily: z.number().int().min(0).default(7),
-      keepWeekly: z.number().int().min(0).default(4),
+      keepDaily: z.number().int().min(0).max(10000, 'must be at most 10000').default(7),
+      keepWeekly: z.number().int().min(0).max(10000, 'must be at most 10000').default(4),
       /** Proxmox storage for the scheduled vzdump job. */
-      storage: z.string().min(1).default('local'),
-      schedule: z.string().min(1).default('02:00'),
+      storage: str('storageId').default('local'),
+      schedule: str('calendarEvent').default('02:00'),
       recipients: z.array(z.string().regex(AGE_RECIPIENT, 'must be an age public key (age1…, from `autolabs workspace keygen` or `age-keygen`)')).default([]),
       workspaceCopyTo: z.array(z.enum(ROLES)).default(['database']),
     })

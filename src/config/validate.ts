@@ -97,6 +97,8 @@ export function crossFieldIssues(c: Config, given: ReadonlySet<string> = new Set
   if (hasHostBits(subnet)) err('network.subnet', `has host bits set`, `use the network address ${intToIp(net.network)}/${net.prefix}`)
   if (net.prefix > 29) err('network.subnet', `/${net.prefix} is too small for a gateway and three VMs`, 'use a /29 or larger, e.g. a /24')
   if (!cidrContains(subnet, gateway)) err('network.gateway', `${gateway} is outside network.subnet ${subnet}`, 'pick an address inside the subnet')
+  else if (ipToInt(gateway) === net.network) err('network.gateway', `${gateway} is the network address of ${subnet}`, 'pick a host address, e.g. the first one')
+  else if (ipToInt(gateway) === net.broadcast) err('network.gateway', `${gateway} is the broadcast address of ${subnet}`, 'pick a host address, e.g. the first one')
 
   const seen = new Map<string, string>()
   for (const role of ROLES) {
@@ -199,7 +201,5 @@ export function crossFieldIssues(c: Config, given: ReadonlySet<string> = new Set
 
   if (c.proxmox.insecure && c.proxmox.fingerprint)
     err('proxmox.insecure', 'is true while proxmox.fingerprint pins the certificate', 'remove insecure: pinning is the safe way')
-  if (c.proxmox.url && !c.proxmox.url.startsWith('https://'))
-    err('proxmox.url', 'must use https://', 'the Proxmox API is served over HTTPS on port 8006')
   return issues
 }

@@ -11,6 +11,7 @@ import {BugError, ExternalError, UserError} from '../errors.js'
 import {openSshAccess, type SshAccess, type SshAccessOptions} from '../ssh/access.js'
 import {connectSsh, type ConnectOptions, type SshSession, type SshTarget} from '../ssh/session.js'
 import {DEFAULT_STEP_TIMEOUT_MS, dependenciesOf} from '../steps/stages.js'
+import {checkpoint} from '../util/interrupt.js'
 import {redact, registerSecret} from '../util/redact.js'
 import {writeFileAtomic} from '../workspace/fs.js'
 import {registerSecrets, type Secrets} from '../workspace/secrets.js'
@@ -238,6 +239,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
             title: `${prefix(c)}Connect and upload the stage scripts`,
             task: async () => {
               try {
+                checkpoint()
                 c.session = await connect(
                   {name: c.vm.name, host: c.ip, user: sshUser(config), privateKeyPath: keyPath},
                   {knownHostsFile: ws.knownHostsFile, logFile: ws.logFile(c.vm.name, 'ssh.log'), ...access?.connectOptions},
@@ -292,6 +294,8 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
     let code = 0
     let thrown: Error | undefined
     try {
+      // No new SSH command after a stop signal: the running steps finish, the next one does not start.
+      checkpoint()
       const out = await c.session!.exec(`bash ${REMOTE_STAGES}/${first.stage.script} "$@"`, {
         args: [...(force ? ['--force'] : []), REMOTE_ENV, ...steps.map((x) => x.step.id)],
         sudo: true,
@@ -375,7 +379,8 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       fallbackRenderer: 'simple',
       rendererOptions: {logger, collapseSubtasks: false, showErrorMessage: true} as never,
       fallbackRendererOptions: {logger} as never,
-      registerSignalListeners: true,
+      // Signals are autolabs' own (src/util/interrupt.ts): listr2's handler would exit at once.
+      registerSignalListeners: false,
     },
   )
 
@@ -397,6 +402,8 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
     )
     if (ownAccess) await access?.close()
   }
+  // Stopped by a signal: the finished steps are recorded; report the stop, not failed steps.
+  checkpoint()
 
   for (const c of contexts) {
     c.result.ok = c.result.steps.every((s) => s.status === 'changed' || s.status === 'unchanged')

@@ -82,6 +82,11 @@ export interface TerraformAccessOptions {
   role?: string
   tokenName?: string
   pveMajor: number
+  /**
+   * Called with a new token's secret as soon as Proxmox answers, before anything else is asked:
+   * Proxmox shows it only once, so it is saved even when a stop signal ends the run right after.
+   */
+  onSecret?: (secret: string) => Promise<void>
   /** The token exists but its secret is lost: delete and re-create it (a new secret). */
   rotateToken?: boolean
   /** Storages Terraform writes files to (terraformStorages): they get the storage role. */
@@ -126,6 +131,7 @@ export async function ensureTerraformAccess(client: ProxmoxClient, opts: Terrafo
   if (!token || opts.rotateToken) {
     secret = (await client.createToken(userId, tokenName, {privsep: true, comment: 'autolabs: Terraform'})).secret
     changes.push(`created token ${tokenId} (privilege separation on)`)
+    await opts.onSecret?.(secret)
   } else if (!token.privsep) {
     warnings.push(`Token ${tokenId} has privilege separation off: it carries all rights of ${userId}. Rotate it (re-create) to turn separation on.`)
   }

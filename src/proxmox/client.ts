@@ -5,6 +5,7 @@ import type {ProxmoxEngine} from 'proxmox-api'
 import {type Agent, fetch as undiciFetch, type RequestInit, Response} from 'undici'
 
 import {UsageError, UserError} from '../errors.js'
+import {checkpoint, interruptSignal, sleepInterruptibly} from '../util/interrupt.js'
 import {redact, registerSecret} from '../util/redact.js'
 import {
   CertificateMismatchError,
@@ -98,7 +99,11 @@ export class ProxmoxClient {
     const fetchImpl = async (input: string | URL, init?: RequestInit): Promise<Response> => {
       const ctx = this.als.getStore()
       try {
-        const res = await undiciFetch(input, {...init, dispatcher: this.dispatcher})
+        // A stop signal abandons a read. A change already sent is waited for: its answer may
+        // hold what Proxmox shows only once (a new token's secret).
+        const reading = (init?.method ?? 'GET') === 'GET'
+        const signal = !reading ? init?.signal : init?.signal ? AbortSignal.any([init.signal as AbortSignal, interruptSignal()]) : interruptSignal()
+        const res = await undiciFetch(input, {...init, signal, dispatcher: this.dispatcher})
         const body = await res.text()
         if (ctx) ctx.response = {status: res.status, statusText: res.statusText, body}
         return new Response(body, {status: res.status, statusText: res.statusText, headers: res.headers})
@@ -156,16 +161,24 @@ export class ProxmoxClient {
    */
   async request<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, params?: Record<string, unknown>): Promise<T> {
     const attempts = method === 'GET' ? this.readAttempts : 1
+    const started = Date.now()
     let lastError: unknown
     for (let attempt = 1; attempt <= attempts; attempt++) {
+      // No new request to Proxmox after a stop signal.
+      checkpoint()
       try {
         return await this.once<T>(method, path, params)
       } catch (error) {
         lastError = error
         const retriable = error instanceof ProxmoxUnreachableError || (error instanceof ProxmoxServerError && isTransient(error))
-        if (!retriable || attempt === attempts) throw error
+        if (!retriable || attempt === attempts) {
+          // The message tells the whole wait, every attempt and the pauses between them included.
+          if (error instanceof ProxmoxUnreachableError && attempt > 1)
+            throw new ProxmoxUnreachableError(this.url, Date.now() - started, `${error.reason} (${attempt} attempts)`, {method, path})
+          throw error
+        }
         this.debug?.(`retrying ${method} ${path} after: ${(error as Error).message}`)
-        await sleep(Math.min(4000, 300 * 2 ** (attempt - 1)))
+        await sleepInterruptibly(Math.min(4000, 300 * 2 ** (attempt - 1)))
       }
     }
     throw lastError
@@ -249,7 +262,7 @@ export class ProxmoxClient {
         throw new ProxmoxTaskError(upid, exit, await this.taskLogTail(upid, 20).catch(() => []), opts.what)
       }
       if (Date.now() - started >= timeoutMs) throw new ProxmoxTaskTimeoutError(upid, Date.now() - started)
-      await sleep(Math.min(delay, Math.max(0, timeoutMs - (Date.now() - started))))
+      await sleepInterruptibly(Math.min(delay, Math.max(0, timeoutMs - (Date.now() - started))))
       delay = Math.min(2000, Math.round(delay * 1.5))
     }
   }
@@ -661,8 +674,4 @@ function causes(error: unknown): unknown[] {
 function isTransient(error: ProxmoxServerError): boolean {
   if (error.status === 502 || error.status === 503 || error.status === 504 || error.status === 595 || error.status === 596) return true
   return error.status === 500 && /timeout|timed out|temporar|try again|connection (refused|reset)|got no worker|unable to connect/i.test(error.reason)
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -1,8 +1,6 @@
-import {readFile} from 'node:fs/promises'
-
 import type {Config} from '../config/schema.js'
-import {UsageError} from '../errors.js'
 import {registerSecret} from '../util/redact.js'
+import {READ_LIMITS, readTextFile} from '../workspace/fs.js'
 import type {Secrets} from '../workspace/secrets.js'
 import {type ProxmoxAuth, ProxmoxClient} from './client.js'
 
@@ -23,11 +21,9 @@ export interface CredentialSources {
 export async function resolveAuth(config: Config, src: CredentialSources): Promise<ProxmoxAuth | undefined> {
   const env = src.env ?? process.env
   const fromFile = async (file: string, what: string) => {
-    try {
-      return (await readFile(file, 'utf8')).trim()
-    } catch (error) {
-      throw new UsageError(`Cannot read the ${what} file ${file}: ${(error as Error).message}`)
-    }
+    const text = (await readTextFile(file, {what: `The ${what} file`, maxBytes: READ_LIMITS.secretFile, usage: true}))!.trim()
+    registerSecret(text)
+    return text
   }
   if (config.proxmox.auth === 'token') {
     const secret =

@@ -96,6 +96,7 @@ export class ProxmoxServerError extends ProxmoxError {
 /** No HTTP answer: DNS, refused, timeout, TLS handshake. */
 export class ProxmoxUnreachableError extends ProxmoxError {
   readonly waitedMs: number
+  readonly reason: string
   constructor(url: string, waitedMs: number, reason: string, req: {method: string; path: string}) {
     super(`Cannot reach Proxmox at ${url} (waited ${(waitedMs / 1000).toFixed(1)} s): ${reason}.`, {
       ...req,
@@ -104,6 +105,7 @@ export class ProxmoxUnreachableError extends ProxmoxError {
     })
     this.name = 'ProxmoxUnreachableError'
     this.waitedMs = waitedMs
+    this.reason = reason
   }
 }
 

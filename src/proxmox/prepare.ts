@@ -23,7 +23,7 @@ export interface TerraformCredentials {
 export async function prepareTerraformToken(
   client: ProxmoxClient,
   config: Config,
-  opts: {storedTokenId?: string; storedSecret?: string; rotateToken?: boolean; tokenName?: string} = {},
+  opts: {storedTokenId?: string; storedSecret?: string; rotateToken?: boolean; tokenName?: string; onSecret?: (tokenId: string, secret: string) => Promise<void>} = {},
 ): Promise<TerraformCredentials> {
   const {major} = await client.version()
   const tokenName = opts.tokenName ?? 'terraform'
@@ -36,6 +36,7 @@ export async function prepareTerraformToken(
     pveMajor: major,
     rotateToken: opts.rotateToken,
     storages: terraformStorages(config),
+    onSecret: opts.onSecret && ((secret) => opts.onSecret!(tokenId, secret)),
   })
   const secret = access.secret ?? stored
   if (!secret)

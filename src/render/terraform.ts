@@ -5,7 +5,8 @@ import {isMovingImageUrl} from '../config/catalog.js'
 import {derived, expandHome} from '../config/load.js'
 import {type Config, type Role, ROLES} from '../config/schema.js'
 import {UserError} from '../errors.js'
-import {ensureDir, writeFileAtomic} from '../workspace/fs.js'
+import {parsePublicKeys} from '../config/public-key.js'
+import {ensureDir, READ_LIMITS, readTextFile, writeFileAtomic} from '../workspace/fs.js'
 import type {Secrets} from '../workspace/secrets.js'
 import {ASSETS_DIR, renderCloudInit} from './cloud-init.js'
 
@@ -124,19 +125,14 @@ export function terraformVariables(config: Config, secrets: Secrets | undefined,
   }
 }
 
-/** The OpenSSH public keys in a file (comments and blank lines skipped); [] if it does not exist. */
+/**
+ * The OpenSSH public keys in a file (comments and blank lines skipped), each parsed as a key;
+ * [] if it does not exist. A private key or other text is refused (UsageError).
+ */
 export async function readPublicKeys(file: string): Promise<string[]> {
-  let text: string
-  try {
-    text = await readFile(expandHome(file), 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw error
-  }
-  return text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'))
+  const full = expandHome(file)
+  const text = await readTextFile(full, {what: 'The SSH public key file', maxBytes: READ_LIMITS.publicKey, optional: true})
+  return text === undefined ? [] : parsePublicKeys(text, full)
 }
 
 export async function readTerraformAssets(): Promise<Record<string, string>> {

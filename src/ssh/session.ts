@@ -33,7 +33,7 @@
  *   'closed' | 'other'); a changed host key is HostKeyChangedError (never retried). Only 'closed'
  *   (sshd dropped the connection before the login completed) is retried by connect itself (`handshake`).
  */
-import {createWriteStream, mkdirSync, readFileSync, type WriteStream} from 'node:fs'
+import {createWriteStream, mkdirSync, openSync, readFileSync, type WriteStream} from 'node:fs'
 import path from 'node:path'
 import {type Duplex, Readable, type Writable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
@@ -45,6 +45,7 @@ import {ExternalError, UserError} from '../errors.js'
 import {redact} from '../util/redact.js'
 import {authMethods, describeRefusedAuth, PASSPHRASE_ENV, type SshAuth} from './auth.js'
 import {JumpHostError, type JumpHost} from './jump.js'
+import {APPEND_NOFOLLOW, symlinkRefusal} from '../workspace/fs.js'
 import {checkHostKey, hostPattern, knownKeyTypes, type HostKeyCheck} from './known-hosts.js'
 
 // ssh2 is CommonJS: Node's ESM loader cannot see `utils` as a named export (the built CLI fails).
@@ -266,7 +267,14 @@ class Log {
   constructor(file?: string) {
     if (!file) return
     mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
-    this.stream = createWriteStream(file, {flags: 'a', mode: 0o600})
+    // O_NOFOLLOW: a log replaced by a link to another file is not appended to.
+    let fd: number
+    try {
+      fd = openSync(file, APPEND_NOFOLLOW, 0o600)
+    } catch (error) {
+      throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? symlinkRefusal(file, 'log files') : error
+    }
+    this.stream = createWriteStream('', {fd})
     this.stream.on('error', () => undefined) // a log that cannot be written must not kill a deploy
   }
   line(text: string) {

@@ -1,5 +1,3 @@
-import {readFile} from 'node:fs/promises'
-
 import {derived, renderConfigYaml} from '../config/load.js'
 import type {Config, Role} from '../config/schema.js'
 import {ROLES} from '../config/schema.js'
@@ -9,8 +7,9 @@ import type {AskContext} from '../prompts/ask.js'
 import type {ProxmoxAuth, ProxmoxClient} from '../proxmox/client.js'
 import type {TrustDecision} from '../proxmox/trust.js'
 import type {SshAccess, SshAccessOptions} from '../ssh/access.js'
-import {writeFileAtomic} from '../workspace/fs.js'
-import {saveSecrets, type Secrets} from '../workspace/secrets.js'
+import {checkpoint, interruptSignal} from '../util/interrupt.js'
+import {READ_LIMITS, readTextFile, writeFilesTogether} from '../workspace/fs.js'
+import {registerSecrets, type Secrets, secretsText} from '../workspace/secrets.js'
 import type {VmRecord} from '../workspace/state.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {pinImage} from './image.js'
@@ -117,6 +116,7 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
     log(`Workspace ${result.created ? 'created' : 'updated'} in ${ws.root}.`)
 
     // 2. Preflight: nothing is created while any check fails.
+    checkpoint()
     const {runPreflight} = await import('./preflight.js')
     const pre = await runPreflight({
       client,
@@ -140,33 +140,41 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
 
     // 3. Least privilege for Terraform (idempotent). A token whose secret was lost is only
     //    re-created with --rotate-token: replacing it silently would break other copies.
+    checkpoint()
     const {prepareTerraformToken} = await import('../proxmox/prepare.js')
+    let current: Secrets = secrets
     const access = await prepareTerraformToken(client, config, {
       storedTokenId: secrets.proxmox.terraformTokenId,
       storedSecret: secrets.proxmox.terraformTokenSecret,
       rotateToken: opts.rotateToken,
+      // Proxmox shows a new token's secret once: it is saved the moment it arrives, whatever
+      // signal came meanwhile, together with the tfvars that use it.
+      onSecret: async (tokenId, secret) => {
+        current = {...secrets, proxmox: {...secrets.proxmox, terraformTokenId: tokenId, terraformTokenSecret: secret}}
+        registerSecrets(current)
+        await writeFilesTogether([{path: ws.secretsFile, content: secretsText(current), mode: 0o600}, ...generated(await workspaceFiles(ws, config, current))])
+      },
     })
     for (const c of access.changes) log(`  Proxmox: ${c}`)
     for (const w of access.warnings) opts.warn(w)
-    let current: Secrets = secrets
-    if (access.secretIsNew) {
-      current = {...secrets, proxmox: {...secrets.proxmox, terraformTokenId: access.tokenId, terraformTokenSecret: access.secret}}
-      await saveSecrets(ws, current)
-    }
 
-    // 4. Pin the cloud image for good: a dated build's immutable URL with its checksum.
+    // 4. Pin the cloud image for good: a dated build's immutable URL with its checksum (and the tfvars, together).
+    checkpoint()
     let cfg: Config = config
     const pinning = await pinImage(config)
     if (pinning.action !== 'kept') {
       cfg = {...config, image: {...config.image, url: pinning.image.url, checksum: pinning.image.checksum}}
-      await writeFileAtomic(ws.configFile, renderConfigYaml(cfg, await readFile(ws.configFile, 'utf8')), 0o644)
+      const text = (await readTextFile(ws.configFile, {what: 'The configuration', maxBytes: READ_LIMITS.config}))!
+      checkpoint()
+      await writeFilesTogether([{path: ws.configFile, content: renderConfigYaml(cfg, text), mode: 0o644}, ...generated(await workspaceFiles(ws, cfg, current))])
       log(
         pinning.action === 'pinned'
           ? `Pinned the image ${pinning.image.url} (build ${pinning.image.serial}, checksum ${pinning.image.checksum.slice(0, 16)}…) in autolabs.yaml.`
           : `Migrated image.url from the publisher's moving link to the dated build with the same checksum: ${pinning.image.url}. The template is rebuilt from that identical image; the VMs are kept.`,
       )
+    } else if (!access.secretIsNew) {
+      await writeFilesTogether(generated(await workspaceFiles(ws, cfg, current)))
     }
-    for (const f of await workspaceFiles(ws, cfg, current)) if (!f.onlyIfMissing) await writeFileAtomic(f.path, f.content, f.mode)
 
     // SSH credentials and route are settled before anything is created (a missing passphrase
     // fails now, not after Terraform), once for the readiness wait and the stages.
@@ -174,6 +182,7 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
     const sshAccess = await openSshAccess(cfg, ws, ROLES.map((role) => cfg.network.vms[role].ip), {log, interactive: canAsk, ...opts.ssh})
 
     // 5. Terraform: template and the three VMs.
+    checkpoint()
     const {provisionWorkspace} = await import('./provision.js')
     const prov = await provisionWorkspace({
       workspace: ws,
@@ -193,10 +202,12 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
     let deployResult: DeployResult | undefined
     let ready
     try {
+      checkpoint()
       ready = await waitUntilReady(ws, cfg, client, prov.vms, log, sshAccess)
 
       // 7. The deployment stages.
       if (!opts.skipDeploy) {
+        checkpoint()
         const {deploy, formatDeploySummary} = await import('../deploy/run.js')
         deployResult = await deploy({ws, config: cfg, secrets: current, verbose: opts.verbose, quiet: opts.json, access: sshAccess})
         log(formatDeploySummary(deployResult))
@@ -219,6 +230,11 @@ export async function runInit(opts: RunInitOptions): Promise<LiveInitResult> {
   }
 }
 
+/** The files init renders (not the bookkeeping files later commands own). */
+function generated(files: Awaited<ReturnType<typeof workspaceFiles>>) {
+  return files.filter((f) => !f.onlyIfMissing)
+}
+
 async function waitUntilReady(ws: Workspace, config: Config, client: ProxmoxClient, vms: VmRecord[], log: (m: string) => void, access: SshAccess) {
   const [{waitForReady}, {fingerprintOfPublicKey}] = await Promise.all([import('../ssh/readiness.js'), import('../ssh/known-hosts.js')])
   const d = derived(config)
@@ -235,7 +251,7 @@ async function waitUntilReady(ws: Workspace, config: Config, client: ProxmoxClie
       return {name: config.vms[role].name, host, user: d.sshUser, privateKeyPath: access.auth.keyPath, expectedFingerprint}
     }),
   )
-  const results = await waitForReady(targets, {knownHostsFile: ws.knownHostsFile, onStatus: (vm, status) => log(`  ${vm}: ${status}`), ...access.connectOptions})
+  const results = await waitForReady(targets, {knownHostsFile: ws.knownHostsFile, signal: interruptSignal(), onStatus: (vm, status) => log(`  ${vm}: ${status}`), ...access.connectOptions})
   for (const r of results)
     log(`  ${r.name} ready after ${Math.round(r.waitedMs / 1000)} s; SSH host key ${r.fingerprint}${r.firstContact ? ' recorded' : ' verified'}`)
   return results.map((r) => ({name: r.name, host: r.host, fingerprint: r.fingerprint, firstContact: r.firstContact}))

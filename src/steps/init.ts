@@ -1,4 +1,3 @@
-import {readFile} from 'node:fs/promises'
 import {existsSync} from 'node:fs'
 
 import {GUEST_OS, IMAGES} from '../config/catalog.js'
@@ -11,8 +10,9 @@ import {registerSecret} from '../util/redact.js'
 import {freeRange, gatewayDefault, vmIpDefault} from '../config/defaults.js'
 import {normalizeProxmoxUrl, parseMemory} from '../config/input.js'
 import {cidrContains} from '../config/net.js'
-import {ensureDir, writeFileAtomic} from '../workspace/fs.js'
-import {completeSecrets, generateSecrets, loadSecrets, saveSecrets, type Secrets} from '../workspace/secrets.js'
+import {checkpoint} from '../util/interrupt.js'
+import {ensureDir, READ_LIMITS, readTextFile, writeFilesTogether} from '../workspace/fs.js'
+import {completeSecrets, generateSecrets, loadSecrets, registerSecrets, type Secrets, secretsText} from '../workspace/secrets.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {buildPlan, type Plan} from './plan.js'
 import {refuseForeignFiles} from './foreign-files.js'
@@ -82,15 +82,10 @@ function fieldValidator(path: string, base: () => Record<string, unknown>, deriv
 }
 
 async function readSecretFile(file: string, flag: string): Promise<string> {
-  try {
-    const v = (await readFile(expandHome(file), 'utf8')).trim()
-    if (!v) throw new UsageError(`${flag} ${file} is empty.`, {suggestion: 'Put the secret on the first line of the file.'})
-    registerSecret(v)
-    return v
-  } catch (error) {
-    if (error instanceof UsageError) throw error
-    throw new UsageError(`Cannot read ${flag} ${file}: ${(error as Error).message}`, {suggestion: `Check the path given to ${flag}.`})
-  }
+  const v = (await readTextFile(expandHome(file), {what: flag, maxBytes: READ_LIMITS.secretFile, usage: true}))!.trim()
+  if (!v) throw new UsageError(`${flag} ${file} is empty.`, {suggestion: 'Put the secret on the first line of the file.'})
+  registerSecret(v)
+  return v
 }
 
 /** What the wizard offers from the Proxmox API in a real run (see init-run.ts). */
@@ -373,18 +368,21 @@ export async function prepareWorkspace(
   if (credentials.tokenSecret) secrets.proxmox = {...secrets.proxmox, tokenSecret: credentials.tokenSecret}
   if (credentials.password) secrets.proxmox = {...secrets.proxmox, password: credentials.password}
 
-  // Everything is valid: render all files in memory, then write each atomically.
+  // Everything is valid: render all files in memory, then write them together (all new or,
+  // after any failure, all old). A stop signal that came during the questions stops here.
   const configText = renderConfigYaml(completeConfig(input), existing?.text)
   const files = await workspaceFiles(ws, config, secrets)
+  checkpoint()
   await ensureDir(ws.root)
-  await writeFileAtomic(ws.configFile, configText, 0o644)
   await ensureDir(ws.stateDir, 0o700)
   await ensureDir(ws.logsDir, 0o700)
-  await saveSecrets(ws, secrets)
-  for (const f of files) {
-    if (f.onlyIfMissing && existsSync(f.path)) continue
-    await writeFileAtomic(f.path, f.content, f.mode)
-  }
+  await ensureDir(ws.terraformDir, 0o755)
+  registerSecrets(secrets)
+  await writeFilesTogether([
+    {path: ws.configFile, content: configText, mode: 0o644},
+    {path: ws.secretsFile, content: secretsText(secrets), mode: 0o600},
+    ...files.filter((f) => !(f.onlyIfMissing && existsSync(f.path))),
+  ])
   await clearDraft(ws)
   const written = [ws.configFile, ws.secretsFile, ...files.map((f) => f.path)].map((p) => p.slice(ws.root.length + 1)).sort()
   return {

@@ -10,6 +10,7 @@ import type {ProxmoxClient} from '../proxmox/client.js'
 import {isAutolabsOwned, templateSlotStatus} from '../proxmox/template.js'
 import {flavorName, probeTerraform, resolveTerraformBin} from '../terraform/binary.js'
 import type {StorageInfo, VmInfo} from '../proxmox/types.js'
+import {terraformEnv} from '../util/child-env.js'
 import {CERT_WARN_DAYS, certificateLife} from '../util/expiry.js'
 import type {Workspace} from '../workspace/workspace.js'
 
@@ -271,7 +272,7 @@ async function proxmoxChecks(client: ProxmoxClient, input: PreflightInput, add: 
  */
 export async function terraformCheck(bin: string): Promise<PreflightCheck> {
   try {
-    const t = await probeTerraform(bin)
+    const t = await probeTerraform(bin, {env: terraformEnv(process.env)})
     return {id: 'terraform', title: flavorName(t.flavor), status: 'pass', detail: `${flavorName(t.flavor)} ${t.version} (${t.bin})`}
   } catch (error) {
     if (!(error instanceof UserError)) throw error

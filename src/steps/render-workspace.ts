@@ -26,6 +26,8 @@ terraform/*.tfstate.*
 terraform/*.tfplan
 terraform/.terraform/
 terraform/.terraform.lock.hcl.bak
+# Temp files of an interrupted write (autolabs removes them on its next run)
+*.autolabs-tmp
 crash.log
 # Backups (database dumps, GitLab secrets)
 backups/

@@ -5,8 +5,11 @@ import path from 'node:path'
 import {execa} from 'execa'
 
 import {BugError, ExternalError, InterruptedError, UserError} from '../errors.js'
+import {terraformEnv} from '../util/child-env.js'
+import {checkpoint, interruptedBy, interrupts} from '../util/interrupt.js'
 import {redact} from '../util/redact.js'
 import {flavorName, INSTALL_HINT, probeTerraform, registryHost, resolveTerraformBin, type TerraformBinary} from './binary.js'
+import {APPEND_NOFOLLOW, refuseSymlinkSync, symlinkRefusal} from '../workspace/fs.js'
 import {formatDiagnostics, LineSplitter, parseUiLine, type UiEvent} from './events.js'
 import {type PlanSummary, stateResources, type StateResource, summarizePlan} from './summary.js'
 
@@ -21,7 +24,7 @@ export interface TerraformOptions {
   bin?: string
   /** Extra environment (e.g. SSL_CERT_FILE). Secret values are masked in every log line. */
   env?: Record<string, string>
-  /** Where Ctrl+C arrives (default: process). Tests pass their own emitter. */
+  /** Where stop signals arrive as 'SIGINT' events (default: src/util/interrupt.ts). Tests pass their own emitter. */
   signals?: EventEmitter
   /** Called when a Ctrl+C was forwarded (1 = graceful stop requested, 2 = forced). */
   onInterrupt?: (count: number) => void
@@ -94,6 +97,7 @@ export class Terraform {
 
   /** Terraform or OpenTofu and its version; missing or too old → UserError with how to install. */
   async version(): Promise<TerraformBinary> {
+    checkpoint()
     this.probed = await probeTerraform(this.bin, {cwd: this.opts.cwd, env: this.env()})
     return this.probed
   }
@@ -162,11 +166,14 @@ export class Terraform {
   }
 
   private env(): Record<string, string> {
-    return {TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1', ...this.opts.env}
+    return terraformEnv(process.env, this.opts.env)
   }
 
   private async log(command: string, text: string): Promise<void> {
-    await appendFile(this.logPath(command), redact(text), {mode: 0o600})
+    // O_NOFOLLOW: a log file replaced by a link to another file is refused, not appended to.
+    await appendFile(this.logPath(command), redact(text), {mode: 0o600, flag: APPEND_NOFOLLOW}).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ELOOP' ? symlinkRefusal(this.logPath(command), 'log files') : error
+    })
   }
 
   /**
@@ -175,6 +182,9 @@ export class Terraform {
    */
   private async run(command: string, args: string[], onEvent?: (e: UiEvent) => void, quiet = false): Promise<RunResult> {
     assertNoSecretsInArgs(args)
+    // No new Terraform command after a stop signal.
+    checkpoint()
+    refuseSymlinkSync(this.opts.logsDir)
     await mkdir(this.opts.logsDir, {recursive: true, mode: 0o700})
     const env = this.env()
     await this.log(command, `\n# ${new Date().toISOString()} ${describeCommand(this.bin, args, env)} (cwd: ${this.opts.cwd})\n`)
@@ -182,6 +192,7 @@ export class Terraform {
     const child = execa(this.bin, args, {
       cwd: this.opts.cwd,
       env,
+      extendEnv: false,
       stdin: 'ignore',
       buffer: false,
       reject: false,
@@ -232,7 +243,7 @@ export class Terraform {
     const timer = setInterval(() => void flush().catch(() => undefined), 1000)
 
     let interrupted = 0
-    const signals = this.opts.signals ?? process
+    const signals = this.opts.signals ?? interrupts
     const onSigint = () => {
       interrupted++
       // On Windows process.kill(SIGINT) would terminate terraform outright; it got the console's Ctrl+C.
@@ -266,6 +277,7 @@ export class Terraform {
     if (interrupted > 0) {
       throw new InterruptedError(
         `Terraform ${command} was interrupted${interrupted === 1 ? ' and stopped after saving its state' : ' (forced)'}. Run the command again to continue where it stopped.`,
+        interruptedBy(),
       )
     }
     return {exitCode, stdout: out.join('\n'), stderr: err.join('\n'), diagnostics, interrupted}

@@ -80,7 +80,8 @@ export function belongsTo(kind: ArchiveKind, rel: string): boolean {
 }
 
 function isTempName(rel: string): boolean {
-  return /\/\.[^/]+\.[0-9a-f]+\.tmp$/.test(rel)
+  // writeFilesTogether's temp files (src/workspace/fs.ts), and the names autolabs used before.
+  return /\/\.[^/]+\.(?:\d+\.[0-9a-f]{12}\.autolabs-tmp|[0-9a-f]{12}\.tmp)$/.test(rel)
 }
 
 /** The files of a workspace that belong in an archive of `kind`: regular files only, sorted. */

@@ -2,19 +2,18 @@
  * `autolabs workspace import`: writes a checked archive (src/workspace/archive.ts) into a
  * workspace. A private-state archive goes into the environment's Git clone; a full one into an
  * empty folder or the same environment's workspace. Another environment is refused, and so is
- * overwriting a file that differs unless asked (--force). All files are written to temporary
- * names first and renamed into place only when every one was written.
+ * overwriting a file that differs unless asked (--force). The files change together
+ * (writeFilesTogether): all or none.
  */
-import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {lstat, mkdir, open, readFile, rename, rm} from 'node:fs/promises'
+import {lstat, readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {parse} from 'yaml'
 
 import {validateConfig} from '../config/load.js'
 import {UsageError, UserError} from '../errors.js'
 import {describeEnvironment, environmentOf, type EnvironmentIdentity, type OpenedArchive, sameEnvironment} from './archive.js'
-import {ensureDir} from './fs.js'
+import {ensureDir, writeFilesTogether} from './fs.js'
 import type {Workspace} from './workspace.js'
 
 export interface ImportResult {
@@ -82,29 +81,13 @@ export async function importArchive(ws: Workspace, archive: OpenedArchive, opts:
     })
   }
 
-  // Stage every file under a temporary name (removed if any write fails), then rename them all.
-  await ensureDir(ws.root, 0o755).catch(() => undefined)
+  // All files change together: each is written to a temp file first, then all are renamed.
   await ensureDir(ws.stateDir, 0o700)
-  const staged: Array<{tmp: string; abs: string}> = []
   try {
-    for (const f of files.filter((x) => written.includes(x.path))) {
-      const abs = path.join(ws.root, f.path)
-      await mkdir(path.dirname(abs), {recursive: true, mode: f.path.startsWith('.autolabs/') ? 0o700 : 0o755})
-      const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${randomBytes(6).toString('hex')}.tmp`)
-      const fh = await open(tmp, 'wx', f.mode)
-      staged.push({tmp, abs})
-      try {
-        await fh.writeFile(f.data)
-        await fh.chmod(f.mode)
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-    }
+    await writeFilesTogether(files.filter((f) => written.includes(f.path)).map((f) => ({path: path.join(ws.root, f.path), content: f.data, mode: f.mode})))
   } catch (error) {
-    await Promise.all(staged.map((s) => rm(s.tmp, {force: true})))
+    if (error instanceof UserError) throw error
     throw new UserError(`Could not write the workspace files: ${(error as Error).message}`, {suggestion: 'Free space or fix permissions in the target folder, then import again. Nothing was replaced.'})
   }
-  for (const s of staged) await rename(s.tmp, s.abs)
   return {dir: ws.root, kind: index.kind, createdAt: index.createdAt, environment: index.environment, written, unchanged}
 }

@@ -1,11 +1,10 @@
 import {randomBytes} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
-import {parse, stringify} from 'yaml'
+import {LineCounter, parseDocument, stringify, type Document} from 'yaml'
 import {z} from 'zod'
 
 import {UserError} from '../errors.js'
 import {registerSecret} from '../util/redact.js'
-import {ensureDir, writeFileAtomic} from './fs.js'
+import {ensureDir, READ_LIMITS, readTextFile, writeFileAtomic} from './fs.js'
 import type {Workspace} from './workspace.js'
 
 /** URL-safe, shell-safe, SQL-literal-safe random password from the CSPRNG. */
@@ -89,27 +88,61 @@ export function registerSecrets(secrets: Secrets): void {
 }
 
 export async function loadSecrets(ws: Workspace): Promise<Secrets | undefined> {
-  let text: string
+  const text = await readTextFile(ws.secretsFile, {what: 'The secrets file', maxBytes: READ_LIMITS.secrets, optional: true, noFollow: true})
+  if (text === undefined) return undefined
+  const data = parseSecretsText(text, ws.secretsFile)
+  registerSecrets(data)
+  return data
+}
+
+const DAMAGED_FIX = 'Restore it from your backup; autolabs never regenerates existing secrets because the VMs already use them.'
+
+/**
+ * Parse secrets.yaml. Whatever is wrong, the error names only a line, a column and keys, never
+ * a value or an excerpt: the parser's own messages quote the text, and the text is secrets.
+ */
+export function parseSecretsText(text: string, file: string): Secrets {
+  let raw: unknown
+  const lines = new LineCounter()
+  let doc: Document
   try {
-    text = await readFile(ws.secretsFile, 'utf8')
+    // prettyErrors adds the line and column; its message (which quotes the text) is never used.
+    doc = parseDocument(text, {prettyErrors: true, uniqueKeys: true, lineCounter: lines})
+    const e = doc.errors[0]
+    if (e) {
+      const at = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'an unknown position'
+      throw new UserError(`${file} is damaged: it is not valid YAML at ${at} (${e.code}).`, {suggestion: DAMAGED_FIX})
+    }
+    raw = doc.toJS({maxAliasCount: 0})
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
+    if (error instanceof UserError) throw error
+    throw new UserError(`${file} is damaged: it cannot be read as YAML (${(error as Error).name}).`, {suggestion: DAMAGED_FIX})
   }
-  const parsed = secretsSchema.safeParse(parse(text))
+  const parsed = secretsSchema.safeParse(raw)
   if (!parsed.success) {
-    throw new UserError(`${ws.secretsFile} is damaged: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, {
-      suggestion: 'Restore it from your backup; autolabs never regenerates existing secrets because the VMs already use them.',
-    })
+    // zod's invalid_type message names types only ("expected string, received number"), never the value.
+    const what = (i: z.core.$ZodIssue) => (i.code !== 'invalid_type' ? 'has a value of the wrong form' : /received undefined/.test(i.message) ? 'is missing' : `is not a ${i.expected}`)
+    const line = (p: PropertyKey[]) => {
+      // The deepest node of the path that exists: its line (a missing key → its parent's).
+      for (let n = p.length; n > 0; n--) {
+        const node = doc.getIn(p.slice(0, n), true) as {range?: [number, number, number]} | undefined
+        if (node?.range) return ` (line ${lines.linePos(node.range[0]).line})`
+      }
+      return ''
+    }
+    const keys = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'} ${what(i)}${line(i.path)}`)
+    throw new UserError(`${file} is damaged: ${keys.join('; ')}.`, {suggestion: DAMAGED_FIX})
   }
-  registerSecrets(parsed.data)
   return parsed.data
 }
 
 export async function saveSecrets(ws: Workspace, secrets: Secrets): Promise<void> {
   await ensureDir(ws.stateDir, 0o700)
-  const header = '# autolabs secrets: generated with a CSPRNG. Never commit this file; back it up safely.\n'
-  await writeFileAtomic(ws.secretsFile, header + stringify(secrets), 0o600)
+  await writeFileAtomic(ws.secretsFile, secretsText(secrets), 0o600)
   registerSecrets(secrets)
 }
 
+export function secretsText(secrets: Secrets): string {
+  const header = '# autolabs secrets: generated with a CSPRNG. Never commit this file; back it up safely.\n'
+  return header + stringify(secrets)
+}

@@ -1,8 +1,6 @@
-import {readFile} from 'node:fs/promises'
-
 import {UserError} from '../errors.js'
 import type {Role} from '../config/schema.js'
-import {ensureDir, writeFileAtomic} from './fs.js'
+import {ensureDir, READ_LIMITS, readTextFile, writeFileAtomic} from './fs.js'
 import type {Workspace} from './workspace.js'
 
 /** One finished deployment step: the hash of its inputs says whether it must run again. */
@@ -33,12 +31,13 @@ export interface State {
 }
 
 export async function loadState(ws: Workspace): Promise<State> {
+  const text = await readTextFile(ws.stateFile, {what: 'The deployment state', maxBytes: READ_LIMITS.state, optional: true, noFollow: true})
+  if (text === undefined) return {version: 1}
   try {
-    const data = JSON.parse(await readFile(ws.stateFile, 'utf8')) as State
+    const data = JSON.parse(text) as State
     if (data?.version !== 1) throw new Error('unknown version')
     return data
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {version: 1}
     throw new UserError(`${ws.stateFile} cannot be read: ${(error as Error).message}`, {
       suggestion: 'Move it aside to start the deployment bookkeeping afresh (steps re-check themselves, so nothing is done twice).',
     })

@@ -1,5 +1,8 @@
-import {existsSync} from 'node:fs'
+import {existsSync, statSync} from 'node:fs'
 import path from 'node:path'
+
+import {UsageError} from '../errors.js'
+import {refuseSymlinkSync, removeStaleTemps} from './fs.js'
 
 export const CONFIG_FILE = 'autolabs.yaml'
 
@@ -46,6 +49,32 @@ export class Workspace {
   logFile(...parts: string[]) {
     return path.join(this.logsDir, ...parts)
   }
+
+  /**
+   * The private paths (secrets, state, logs, Terraform's values and state): none may be a
+   * symbolic link, or autolabs would write (and chmod) secrets wherever it points.
+   */
+  get privatePaths(): string[] {
+    return [
+      this.stateDir,
+      this.secretsFile,
+      this.stateFile,
+      this.knownHostsFile,
+      this.kubeconfigFile,
+      this.logsDir,
+      this.terraformDir,
+      this.tfvarsFile,
+      path.join(this.terraformDir, 'terraform.tfstate'),
+      path.join(this.terraformDir, 'terraform.tfstate.backup'),
+    ]
+  }
+
+  /** Refuse symlinked private paths; remove the temp files a killed run left behind. */
+  check(): this {
+    for (const p of this.privatePaths) refuseSymlinkSync(p)
+    removeStaleTemps([this.root, this.stateDir, this.terraformDir])
+    return this
+  }
 }
 
 /**
@@ -53,7 +82,16 @@ export class Workspace {
  * autolabs.yaml (like git); else the current directory (where `init` creates one).
  */
 export function findWorkspace(opts: {dir?: string; cwd?: string} = {}): Workspace {
-  if (opts.dir) return new Workspace(opts.dir)
+  return locate(opts).check()
+}
+
+function locate(opts: {dir?: string; cwd?: string}): Workspace {
+  if (opts.dir) {
+    const st = statSync(opts.dir, {throwIfNoEntry: false})
+    if (st && !st.isDirectory())
+      throw new UsageError(`--dir ${opts.dir} is not a directory.`, {suggestion: 'Pass the workspace directory (it holds autolabs.yaml), or a new path for `autolabs init` to create.'})
+    return new Workspace(opts.dir)
+  }
   let cur = path.resolve(opts.cwd ?? process.cwd())
   for (;;) {
     if (existsSync(path.join(cur, CONFIG_FILE))) return new Workspace(cur)

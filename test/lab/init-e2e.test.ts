@@ -24,7 +24,7 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
   let lab: Lab
   let sim: PveSim
   let dir: string
-  const cliEnv = () => ({AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret, AUTOLABS_TERRAFORM: FAKE_TERRAFORM, FAKE_TF_AGENT_WAIT_MS: '200', FAKE_TF_PROGRESS_MS: '50'})
+  const cliEnv = () => ({AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret, AUTOLABS_TERRAFORM: FAKE_TERRAFORM, FAKE_TF_AGENT_WAIT_MS: '200', FAKE_TF_PROGRESS_MS: '50', AUTOLABS_TERRAFORM_PASS_ENV: 'FAKE_TF_AGENT_WAIT_MS,FAKE_TF_PROGRESS_MS'})
   const init = (extra: string[] = []) =>
     runCli(['init', '--yes', '--skip-deploy', '--json', '--dir', dir, '--proxmox-fingerprint', sim.fingerprint, ...extra], {env: cliEnv(), timeoutMs: 300_000})
 

@@ -1,5 +1,6 @@
 import {BaseCommand} from '../../base-command.js'
 import type {BackupListing} from '../../backup/list.js'
+import {ExitCode} from '../../errors.js'
 import {findWorkspace} from '../../workspace/workspace.js'
 
 export default class BackupList extends BaseCommand<typeof BackupList> {
@@ -21,6 +22,12 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
         for (const s of r.snapshots) lines.push(`  ${s.vm.padEnd(12)} ${s.name.padEnd(28)} ${s.autolabs ? 'autolabs' : 'other (never pruned)'}`)
         for (const e of r.snapshotErrors) lines.push(`  ! ${e}`)
         process.stdout.write(lines.join('\n') + '\n')
+      }
+      // A listing with holes is not a success: a script must not take "no snapshots" for true.
+      const unread = [...r.snapshotErrors, ...r.local.filter((b) => b.problem).map((b) => `${b.id}: ${b.problem}`)]
+      if (unread.length > 0) {
+        this.warnUser(`the listing is incomplete; could not read:\n  ${unread.join('\n  ')}`)
+        process.exitCode = r.snapshotErrors.some((e) => /Cannot reach Proxmox/.test(e)) ? ExitCode.unreachable : ExitCode.failure
       }
       return r
     } finally {

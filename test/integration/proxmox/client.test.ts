@@ -247,8 +247,24 @@ describe('ProxmoxClient errors', () => {
     const err = await c.version().catch((e) => e)
     await c.close()
     expect(err).toBeInstanceOf(ProxmoxUnreachableError)
-    expect(err.message).toMatch(new RegExp(`^Cannot reach Proxmox at https://127\\.0\\.0\\.1:${port} \\(waited \\d+\\.\\d s\\): ECONNREFUSED\\.$`))
+    expect(err.message).toMatch(new RegExp(`^Cannot reach Proxmox at https://127\\.0\\.0\\.1:${port} \\(waited \\d+\\.\\d s\\): ECONNREFUSED \\(2 attempts\\)\\.$`))
     expect(err.exitCode).toBe(3)
+  })
+
+  it('reports the whole wait and the attempts, not one attempt\'s timeout', async () => {
+    const c = await clientFor(sim, {timeoutMs: 300, readAttempts: 3})
+    sim.setResponseDelay(1500)
+    const started = Date.now()
+    const err = await c.version().catch((e) => e)
+    const took = Date.now() - started
+    sim.setResponseDelay(0)
+    await c.close()
+    expect(err).toBeInstanceOf(ProxmoxUnreachableError)
+    expect(err.message).toMatch(/\(3 attempts\)/)
+    const waited = Number(/waited (\d+\.\d) s/.exec(err.message)![1]) * 1000
+    // Three 300 ms attempts and the pauses between them, as measured around the call.
+    expect(waited).toBeGreaterThanOrEqual(3 * 300 + 300 + 600 - 100)
+    expect(waited).toBeLessThanOrEqual(took + 100)
   })
 
   it('times out a request the server does not answer', async () => {

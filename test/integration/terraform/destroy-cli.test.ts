@@ -19,7 +19,7 @@ describe('autolabs destroy (the built CLI, the fake terraform, the simulator)', 
     env = await setup({name: 'lab-one'})
     await provision({workspace: env.ws, config: env.config, terraform: env.terraform(), yes: true})
     await writeFile(env.ws.configFile, stringify({name: 'lab-one', proxmox: {url: env.config.proxmox.url, node: env.config.proxmox.node, tokenId: env.config.proxmox.tokenId, fingerprint: env.config.proxmox.fingerprint}}))
-    const cliEnv = {AUTOLABS_TERRAFORM: FAKE_TERRAFORM, FAKE_TF_AGENT_WAIT_MS: '200'}
+    const cliEnv = {AUTOLABS_TERRAFORM: FAKE_TERRAFORM, FAKE_TF_AGENT_WAIT_MS: '200', AUTOLABS_TERRAFORM_PASS_ENV: 'FAKE_TF_AGENT_WAIT_MS'}
 
     const refused = await runCli(['destroy', '--dir', env.ws.root], {env: cliEnv})
     expect(refused.exitCode, refused.stderr).toBe(2)

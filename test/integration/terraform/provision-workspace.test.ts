@@ -17,6 +17,8 @@ describe('provisionWorkspace (what init calls)', () => {
     env = await setup()
     process.env.AUTOLABS_TERRAFORM = FAKE_TERRAFORM
     process.env.FAKE_TF_AGENT_WAIT_MS = '200'
+    // Terraform's environment is an allow-list (src/util/child-env.ts): name the fake's knob.
+    process.env.AUTOLABS_TERRAFORM_PASS_ENV = 'FAKE_TF_AGENT_WAIT_MS'
     const lines: string[] = []
     const result = await provisionWorkspace({workspace: env.ws, config: env.config, yes: true, interactive: false, log: (m) => lines.push(m)})
     expect(result.applied).toBe(true)

@@ -43,6 +43,6 @@ describe('resolveAuth', () => {
   })
 
   it('names an unreadable secret file', async () => {
-    await expect(resolveAuth(config, {tokenSecretFile: path.join(tmp, 'missing'), env: {}})).rejects.toThrow(/Cannot read the token secret file .*missing/)
+    await expect(resolveAuth(config, {tokenSecretFile: path.join(tmp, 'missing'), env: {}})).rejects.toThrow(/The token secret file .*missing does not exist/)
   })
 })

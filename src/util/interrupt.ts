@@ -1,0 +1,103 @@
+import {EventEmitter} from 'node:events'
+
+import {ExitCode, InterruptedError} from '../errors.js'
+import {removeLiveTemps} from '../workspace/fs.js'
+
+/**
+ * SIGINT, SIGTERM and SIGHUP, handled once for every command.
+ *
+ * The first signal does not end the process: it marks the run interrupted and aborts
+ * `interruptSignal`. Every place that would start something new — a Proxmox request, a
+ * Terraform or SSH command, a wait — calls `checkpoint()` first and stops there with an
+ * InterruptedError (BaseCommand exits 130, 143 or 129). A running Terraform gets its own
+ * graceful interrupt (the wrapper listens on `interrupts`) and is waited for, so its state
+ * stays consistent. A second signal stops at once: Terraform gets its second interrupt (it
+ * exits immediately), this process's temp files are removed, and the process exits.
+ */
+
+export const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+export type StopSignal = (typeof SIGNALS)[number]
+
+/** 128 + the signal number, as shells report a process a signal ended. */
+export const SIGNAL_EXIT_CODES: Record<StopSignal, number> = {SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated, SIGHUP: ExitCode.hangup}
+
+/** Emits 'SIGINT' (count, signal) for every stop signal: what a child process is forwarded. */
+export const interrupts = new EventEmitter()
+
+let controller = new AbortController()
+let received: StopSignal | undefined
+let count = 0
+const handlers = new Map<StopSignal, () => void>()
+
+/** Aborted at the first signal (pass it to fetch, sleeps, waits). */
+export function interruptSignal(): AbortSignal {
+  return controller.signal
+}
+
+export function interruptedBy(): StopSignal | undefined {
+  return received
+}
+
+/** Stop here if a signal arrived: nothing new is started after it. */
+export function checkpoint(): void {
+  if (received) throw stopped(received)
+}
+
+/** Record a signal as if it had been received (the handlers and tests use it). */
+export function receive(signal: StopSignal, opts: {exit?: (code: number) => void; notify?: (message: string) => void} = {}): void {
+  count++
+  if (count === 1) {
+    received = signal
+    opts.notify?.(`\n${signal} received: stopping at the next safe point (running Terraform is stopped gracefully and waited for). Send it again to stop at once.\n`)
+    controller.abort(stopped(signal))
+    interrupts.emit('SIGINT', count, signal)
+    return
+  }
+  // Second signal: forward to Terraform (a second interrupt ends it at once), clean up, exit.
+  interrupts.emit('SIGINT', count, signal)
+  removeLiveTemps()
+  opts.notify?.(`\n${signal} received again: stopped at once.\n`)
+  ;(opts.exit ?? process.exit)(SIGNAL_EXIT_CODES[received ?? signal])
+}
+
+function stopped(signal: StopSignal): InterruptedError {
+  return new InterruptedError(`Interrupted (${signal}): stopped at a safe point; nothing was started after the signal. Run the command again to continue.`, signal)
+}
+
+/** Install the handlers (BaseCommand.init). Idempotent. */
+export function installSignalHandlers(): void {
+  if (handlers.size > 0) return
+  for (const sig of SIGNALS) {
+    const h = () => receive(sig, {notify: (m) => process.stderr.write(m)})
+    handlers.set(sig, h)
+    process.on(sig, h)
+  }
+  process.once('exit', removeLiveTemps)
+}
+
+/** For tests: forget every signal and handler. */
+export function resetInterrupts(): void {
+  for (const [sig, h] of handlers) process.off(sig, h)
+  handlers.clear()
+  interrupts.removeAllListeners()
+  controller = new AbortController()
+  received = undefined
+  count = 0
+}
+
+/** setTimeout as a promise that rejects with InterruptedError at the first signal. */
+export function sleepInterruptibly(ms: number): Promise<void> {
+  const signal = controller.signal
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, {once: true})
+  })
+}
