@@ -141,7 +141,7 @@ gitlab_rails['db_adapter'] = 'postgresql'
 gitlab_rails['db_encoding'] = 'unicode'
 gitlab_rails['db_host'] = '$DB_HOST'
 gitlab_rails['db_port'] = 5432
-gitlab_rails['db_database'] = 'gitlab'
+gitlab_rails['db_database'] = '${GITLAB_DB_NAME:-gitlab}'
 gitlab_rails['db_username'] = '${GITLAB_DB_USER:-gitlab_user}'
 gitlab_rails['db_password'] = File.read('/run/secrets/gitlab_db_password').strip
 # The registry's metadata database would live in the bundled PostgreSQL, which is off: keep
