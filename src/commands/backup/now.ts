@@ -56,8 +56,9 @@ Afterwards, retention keeps --keep-daily/--keep-weekly (default: autolabs.yaml b
     const ctx = await openDayTwo(ws, {
       warn: (m) => this.warnUser(m),
       withProxmox: parts.length === 0 || parts.includes('snapshots'),
-      // Snapshots alone need no SSH: then nothing is asked for.
-      ssh: parts.some((p) => p !== 'snapshots') || parts.length === 0 ? sshOptions(f, canPrompt() && !this.jsonEnabled()) : undefined,
+      // Snapshots and the workspace archive need no SSH up front (its copy to a VM connects
+      // lazily, and fails only that part): then nothing is asked for.
+      ssh: parts.some((p) => p !== 'snapshots' && p !== 'workspace') || parts.length === 0 ? sshOptions(f, canPrompt() && !this.jsonEnabled()) : undefined,
     })
     // The archive's key is settled before any progress line: a prompt must not interleave with them.
     const packWorkspace = parts.length === 0 || parts.includes('workspace') ? await this.workspacePacker(ctx.ws, ctx.config, f['passphrase-file']) : undefined

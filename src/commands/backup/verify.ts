@@ -19,8 +19,10 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   public async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(BackupVerify)
     const ws = findWorkspace({dir: flags.dir})
-    const [{openDayTwo}, {verifyBackup}] = await Promise.all([import('../../status/context.js'), import('../../backup/verify.js')])
-    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: false, ssh: flags['checksums-only'] ? undefined : sshOptions(flags, canPrompt() && !this.jsonEnabled())})
+    const [{openDayTwo}, {verifyBackup}, {findBackup}] = await Promise.all([import('../../status/context.js'), import('../../backup/verify.js'), import('../../backup/manifest.js')])
+    // SSH is settled up front (a passphrase asked before any output) only when a scratch cluster will run.
+    const onVm = !flags['checksums-only'] && (await findBackup(ws.backupsDir, args.id)).manifest.parts.some((p) => p.status === 'ok' && (p.part === 'postgres' || p.part === 'basebackup'))
+    const ctx = await openDayTwo(ws, {warn: (m) => this.warnUser(m), withProxmox: false, ssh: onVm ? sshOptions(flags, canPrompt() && !this.jsonEnabled()) : undefined})
     try {
       const r = await verifyBackup(ws.backupsDir, args.id, {connectDatabase: () => ctx.connect('database'), restoreCheck: !flags['checksums-only'], onProgress: (m) => this.info(m)})
       if (!this.jsonEnabled()) {

@@ -135,10 +135,10 @@ describe('autolabs backup (CLI)', () => {
 
   it('backup schedule --storage, --schedule and --keep-daily (or their env names) override autolabs.yaml', async () => {
     sim.setStorage('pbs-nfs2', {type: 'dir', path: '/mnt/pbs2', content: ['backup'], total: 2 ** 40, used: 0, enabled: true, shared: false})
-    const r = await runCli(['backup', 'schedule', '--storage', 'pbs-nfs2', '--schedule', '03:30', '--keep-daily', '3', '--json', '--dir', dir], {env})
+    const r = await runCli(['backup', 'schedule', '--only', 'proxmox', '--storage', 'pbs-nfs2', '--schedule', '03:30', '--keep-daily', '3', '--json', '--dir', dir], {env})
     expect(r.exitCode, r.stderr).toBe(0)
     expect(JSON.parse(r.stdout)).toMatchObject({action: 'updated', job: {schedule: '03:30', storage: 'pbs-nfs2', pruneBackups: 'keep-daily=3,keep-weekly=4'}})
-    const viaEnv = await runCli(['backup', 'schedule', '--json', '--dir', dir], {env: {...env, AUTOLABS_BACKUP_STORAGE: 'pbs-nfs2', AUTOLABS_BACKUP_SCHEDULE: '04:00', AUTOLABS_BACKUP_KEEP_DAILY: '3'}})
+    const viaEnv = await runCli(['backup', 'schedule', '--json', '--dir', dir], {env: {...env, AUTOLABS_SCHEDULE_ONLY: 'proxmox', AUTOLABS_BACKUP_STORAGE: 'pbs-nfs2', AUTOLABS_BACKUP_SCHEDULE: '04:00', AUTOLABS_BACKUP_KEEP_DAILY: '3'}})
     expect(JSON.parse(viaEnv.stdout)).toMatchObject({action: 'updated', job: {schedule: '04:00', storage: 'pbs-nfs2'}})
   })
 

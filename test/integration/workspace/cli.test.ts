@@ -128,6 +128,7 @@ describe('autolabs workspace export / import (CLI)', () => {
   it('backup now --only workspace: workspace.tar.age in the manifest, checked by verify, restored into a Git clone', async () => {
     const noKey = await runCli(['backup', 'now', '--only', 'workspace', '--json', '--dir', env.ws.root])
     expect(noKey.exitCode).toBe(1)
+    expect(noKey.stdout, noKey.stderr).toMatch(/"manifest"/)
     const failed = (JSON.parse(noKey.stdout) as {manifest: BackupManifest}).manifest.parts[0]
     expect(failed).toMatchObject({part: 'workspace', status: 'failed', error: expect.stringMatching(/No key to encrypt[\s\S]*backup\.recipients[\s\S]*AUTOLABS_BACKUP_PASSPHRASE/)})
 
