@@ -11,6 +11,7 @@ import {parse, stringify} from 'yaml'
 
 import {BIN, ROOT} from '../../support/cli.js'
 import {type PveSim, startPveSim} from '../../support/pve-sim/index.mjs'
+import {IMAGE_URL} from '../terraform/helpers.js'
 
 /**
  * SIGINT / SIGTERM / SIGHUP sent to the built CLI in each phase of a real `init` (the Proxmox
@@ -41,7 +42,7 @@ afterEach(async () => {
 async function workspace(): Promise<{dir: string; calls: string}> {
   sim = await startPveSim({version: '9.1'})
   sim.setStorage('local', {content: ['iso', 'vztmpl', 'backup', 'import', 'snippets']})
-  sim.state.downloads.set('https://cloud-images.ubuntu.com/jammy/current/jammy-server-cloudimg-amd64.img', {size: 700 * 1024 * 1024, sha256: 'c0ffee'.padEnd(64, '0')})
+  sim.state.downloads.set(IMAGE_URL, {size: 700 * 1024 * 1024, sha256: 'c0ffee'.padEnd(64, '0')})
   const dir = await mkdtemp(path.join(os.tmpdir(), 'autolabs-sig-'))
   dirs.push(dir)
   await writeFile(
@@ -49,7 +50,8 @@ async function workspace(): Promise<{dir: string; calls: string}> {
     stringify({
       name: 'sig',
       proxmox: {url: sim.url, node: sim.node, tokenId: sim.adminTokenId, fingerprint: sim.fingerprint},
-      image: {checksum: 'c0ffee'.padEnd(64, '0')},
+      // A pinned dated build: init contacts no publisher (nothing outside loopback).
+      image: {url: IMAGE_URL, checksum: 'c0ffee'.padEnd(64, '0')},
       ssh: {publicKeyFile: path.join(keyDir, 'id.pub'), privateKeyFile: path.join(keyDir, 'id')},
       // Loopback addresses: the readiness phase must never send traffic to the planned 192.168.100.x.
       network: {subnet: '127.0.0.0/24', gateway: '127.0.0.1', adminCidrs: ['127.0.0.0/24'], vms: {gitlab: {ip: '127.0.0.2'}, database: {ip: '127.0.0.3'}, k8s: {ip: '127.0.0.4'}}},
