@@ -12,7 +12,7 @@ import {ExternalError} from '../errors.js'
 import {snapshotName} from './id.js'
 import type {BackupFile, PartRecord} from './manifest.js'
 import {writeFileAtomic} from '../workspace/fs.js'
-import {CAT_AND_REMOVE, ETCD_SNAPSHOT, GITLAB_BACKUP, GITLAB_HOME, PG_DUMPALL, PG_DUMPALL_ZSTD, PG_INFO, WORKSPACE_COPY, WORKSPACE_COPY_DIR, type BackupShell} from './remote.js'
+import {CAT_AND_REMOVE, ETCD_SNAPSHOT, GITLAB_BACKUP, GITLAB_HOME, PG_DUMPALL, PG_DUMPALL_ZSTD, PG_INFO, WORKSPACE_COPY, type BackupShell} from './remote.js'
 import {ByteCounter, type Compression, compressor, extensionOf, Hasher} from './streams.js'
 
 export type PartOutcome = Pick<PartRecord, 'files' | 'versions' | 'details'>
@@ -138,6 +138,9 @@ export async function backupGitlab(sh: BackupShell, dir: string, id: string, opt
   }
   return {files, versions: {gitlab: version}, details: {remoteFileRemoved: remoteFile}}
 }
+
+/** Where VMs keep their copies of the encrypted workspace archive (root-only). */
+export const WORKSPACE_COPY_DIR = '/var/backups/autolabs/workspace'
 
 /** The encrypted private state, as made by src/workspace/archive.ts's packArchive. */
 export interface PackedWorkspace {

@@ -189,5 +189,3 @@ chmod 0600 "$tmp"
 mv -f -- "$tmp" "$dir/$2"
 find "$dir" -maxdepth 1 -type f -name '*.tar.age' -printf '%f\\n' | sort -r | tail -n +"$(( $3 + 1 ))" | while read -r old; do rm -f -- "$dir/$old"; done
 echo "kept $dir/$2"`
-
-export const WORKSPACE_COPY_DIR = '/var/backups/autolabs/workspace'

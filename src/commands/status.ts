@@ -2,11 +2,12 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {colorLevel} from '../ui/output.js'
-import {UsageError} from '../errors.js'
+import {ExitCode, InterruptedError, UsageError} from '../errors.js'
 import {canPrompt} from '../prompts/ask.js'
 import {sshFlags, sshOptions} from '../ssh/flags.js'
 import type {StatusReport} from '../status/types.js'
 import {assertVmsCreated} from '../steps/vms-created.js'
+import {acknowledgeInterrupt} from '../util/interrupt.js'
 import {findWorkspace} from '../workspace/workspace.js'
 
 export default class Status extends BaseCommand<typeof Status> {
@@ -61,7 +62,13 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
       process.stderr.write('\u001B[2J')
       try {
         while (!stop) {
-          report = await statusOnce(ctx, opts)
+          try {
+            report = await statusOnce(ctx, opts)
+          } catch (error) {
+            // Ctrl+C in the middle of a round: the watch ends with the last full report.
+            if (stop && error instanceof InterruptedError) break
+            throw error
+          }
           // Home, draw, clear the rest: redraw in place without flicker.
           process.stderr.write(`\u001B[H${renderText(report, {color: !process.env.NO_COLOR}).replaceAll('\n', '\u001B[K\n')}\u001B[J(every ${f.interval} s; Ctrl+C to stop)`)
           await new Promise<void>((resolve) => {
@@ -73,7 +80,9 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
         process.off('SIGINT', onSigint)
         process.stderr.write('\n')
       }
-      process.exitCode = report?.exitCode ?? 0
+      // Ctrl+C is how a watch ends, not an interruption: exit with the last verdict.
+      acknowledgeInterrupt()
+      process.exitCode = report?.exitCode ?? ExitCode.interrupted
       return report!
     } finally {
       await ctx.close()

@@ -6,6 +6,7 @@ import {execa} from 'execa'
 import {VERSIONS} from '../config/catalog.js'
 import {UserError} from '../errors.js'
 import {redact} from '../util/redact.js'
+import {terraformEnv} from '../util/child-env.js'
 
 /** The one environment name for the executable (the --terraform flag reads it). */
 export const TERRAFORM_ENV = 'AUTOLABS_TERRAFORM'
@@ -77,7 +78,9 @@ export async function probeTerraform(bin: string, opts: {cwd?: string; env?: Rec
     cwd: opts.cwd,
     reject: false,
     stdin: 'ignore',
-    env: {CHECKPOINT_DISABLE: '1', ...opts.env},
+    // Only what Terraform needs (src/util/child-env.ts): never the administrator's secrets.
+    env: {CHECKPOINT_DISABLE: '1', ...(opts.env ?? terraformEnv(process.env))},
+    extendEnv: false,
     timeout: 30_000,
   })
   const code = (result as unknown as {code?: string}).code

@@ -75,6 +75,16 @@ export function installSignalHandlers(): void {
   process.once('exit', removeLiveTemps)
 }
 
+/**
+ * The signal was this command's own way to end (Ctrl+C ends `status --watch`): forget it, so
+ * the command exits with its own result rather than 130. Later signals count afresh.
+ */
+export function acknowledgeInterrupt(): void {
+  controller = new AbortController()
+  received = undefined
+  count = 0
+}
+
 /** For tests: forget every signal and handler. */
 export function resetInterrupts(): void {
   for (const [sig, h] of handlers) process.off(sig, h)

@@ -12,7 +12,7 @@ const scripts = Object.entries({...remote, ...pitrRemote}).filter(([, v]) => typ
 
 describe.skipIf(missing('shellcheck', existsSync('/usr/bin/shellcheck')))('remote backup scripts', () => {
   it('are all strict bash', () => {
-    expect(scripts.map(([k]) => k).sort()).toEqual([...new Set(['CAT_AND_REMOVE', 'ETCD_RESTORE', 'ETCD_SNAPSHOT', 'GITLAB_BACKUP', 'PG_DUMPALL', 'PG_DUMPALL_ZSTD', 'PG_BACKUP_HISTORY', 'PG_BASEBACKUP', 'PG_BASEBACKUP_ZSTD', 'PG_BASE_INSTALL', 'PG_INFO', 'PG_PITR_RESTORE', 'PG_PITR_VERIFY', 'PG_RESTORE', 'PG_SWITCH_WAL', 'PG_VERIFY_SCRATCH', 'WAL_CAT', 'WAL_LIST', 'WAL_PUT'])].sort())
+    expect(scripts.map(([k]) => k).sort()).toEqual([...new Set(['CAT_AND_REMOVE', 'ETCD_RESTORE', 'ETCD_SNAPSHOT', 'GITLAB_BACKUP', 'PG_DUMPALL', 'PG_DUMPALL_ZSTD', 'PG_BACKUP_HISTORY', 'PG_BASEBACKUP', 'PG_BASEBACKUP_ZSTD', 'PG_BASE_INSTALL', 'PG_INFO', 'PG_PITR_RESTORE', 'PG_PITR_VERIFY', 'PG_RESTORE', 'PG_SWITCH_WAL', 'PG_VERIFY_SCRATCH', 'WAL_CAT', 'WAL_LIST', 'WAL_PUT', 'WORKSPACE_COPY'])].sort())
   })
   for (const [name, body] of scripts) {
     it(`${name} is shellcheck-clean`, () => {

@@ -8,9 +8,15 @@ import {ROOT} from '../../support/cli.js'
 /**
  * Every flag a user can pass is passed by at least one test (by name, or by its AUTOLABS_* env
  * name): a flag that exists only in the contract snapshot has no test of its effect. The global
- * flags (--dir, --verbose, --json, --help) are passed everywhere.
+ * flags (--dir, --verbose, --json, --help, --[no-]color) are passed everywhere.
  */
 const NOT_YET = new Set([
+  // Reaches runInit's allowReplace, whose effect (a replacing plan refused without it, applied
+  // with it) the terraform tests check in-process and `image update --allow-replace` on the CLI.
+  'init --allow-replace',
+  // The same sshOptions as deploy, status and backup, whose --ssh-passphrase-file the ssh tests
+  // pass; init only reaches SSH after Terraform, which needs VMs (the lab).
+  'init --ssh-passphrase-file',
   // Seconds a check may take once connected: needs a check that hangs after the SSH login
   // (a lab machine); not covered yet.
   'status --timeout',
@@ -38,7 +44,7 @@ describe('flags exercised by tests', () => {
           (new RegExp(`(^|[\\s'"\`])--${f.name}(?=[\\s'"\`=]|$)`, 'm').test(t) && new RegExp(`['"\`]${f.word}['"\` ]`).test(t)) || (f.env !== null && new RegExp(`\\b${f.env}\\b`).test(t)),
       )
     const untested = flags
-      .filter((f) => !['dir', 'verbose', 'json', 'help'].includes(f.name))
+      .filter((f) => !['dir', 'verbose', 'json', 'help', 'color'].includes(f.name))
       .filter((f) => !passed(f))
       .map((f) => f.id)
     expect(untested).toEqual([...NOT_YET])

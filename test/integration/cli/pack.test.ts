@@ -46,7 +46,7 @@ describe('the npm package', () => {
     const targets: Array<{from: string; to: string}> = []
     for (const doc of ['README.md', ...(await readdir(path.join(pkg, 'docs'))).map((f) => `docs/${f}`)]) {
       const text = await readFile(path.join(pkg, doc), 'utf8')
-      for (const [, link] of text.matchAll(/\]\(([^)\s]+)\)/g)) if (!/^[a-z]+:/.test(link)) targets.push({from: doc, to: path.join(path.dirname(doc), link)})
+      for (const [, link] of text.matchAll(/\]\(([^)\s]+)\)/g)) if (!/^[a-z]+:/.test(link)) targets.push({from: doc, to: link.startsWith('#') ? `${doc}${link}` : path.join(path.dirname(doc), link)})
     }
     const ids = JSON.parse(await readFile(path.join(pkg, 'oclif.manifest.json'), 'utf8')).commands as Record<string, unknown>
     for (const id of ['', ...Object.keys(ids)]) {

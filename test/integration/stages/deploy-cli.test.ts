@@ -57,7 +57,7 @@ describe('autolabs deploy (built CLI): input errors come before any connection',
     await writeFile(path.join(dir, 'autolabs.yaml'), 'name: t\nssh:\n  privateKeyFile: ./no-such-key\n')
     const r = await runCli(['deploy', '--dir', dir])
     expect(r.exitCode).toBe(1)
-    expect(r.stderr).toMatch(/no-such-key cannot be read/)
+    expect(r.stderr).toMatch(/Cannot read the SSH key \S*no-such-key/)
     expect(r.stderr).toContain('ssh.privateKeyFile')
   })
 })

@@ -140,7 +140,7 @@ describe('every command honours the one name', () => {
     const env = await runCli(['destroy', '--yes', '--dir', ws], {env: {PATH: pathWith(onlyTofu), AUTOLABS_TERRAFORM: '/nonexistent/terraform2'}})
     expect(env.stderr).toContain('`/nonexistent/terraform2` does not exist.')
 
-    const tofu = await runCli(['destroy', '--yes', '--dir', ws], {env: {PATH: pathWith(onlyTofu), FAKE_TF_CALLS: calls}})
+    const tofu = await runCli(['destroy', '--yes', '--dir', ws], {env: {PATH: pathWith(onlyTofu), FAKE_TF_CALLS: calls, AUTOLABS_TERRAFORM_PASS_ENV: 'FAKE_TF_CALLS'}})
     expect(tofu.exitCode, tofu.stderr).toBe(0)
     expect(tofu.stderr).toContain('Terraform manages nothing in this workspace')
     const argv = (await readFile(calls, 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as {argv: string[]}).argv[0])

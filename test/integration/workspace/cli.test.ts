@@ -59,6 +59,14 @@ describe('autolabs workspace export / import (CLI)', () => {
     const {recipient} = JSON.parse(kg.stdout) as {recipient: string}
     expect((await stat(keyFile)).mode & 0o777).toBe(0o600)
     expect(kg.stdout + kg.stderr).not.toMatch(/AGE-SECRET-KEY/)
+    // A key file is never replaced without --force.
+    const keyBefore = await readFile(keyFile, 'utf8')
+    expect((await runCli(['workspace', 'keygen', keyFile])).exitCode).toBe(2)
+    expect(await readFile(keyFile, 'utf8')).toBe(keyBefore)
+    const scratchKey = path.join(work, 'scratch.agekey')
+    await writeFile(scratchKey, 'old')
+    expect((await runCli(['workspace', 'keygen', scratchKey, '--force'])).exitCode).toBe(0)
+    expect(await readFile(scratchKey, 'utf8')).toMatch(/^AGE-SECRET-KEY-1/m)
     const file = path.join(work, 'handover.tar.age')
     const ex = await runCli(['workspace', 'export', file, '--recipient', recipient, '--dir', env.ws.root, '--json'])
     expect(ex.exitCode, ex.stderr).toBe(0)
@@ -69,6 +77,8 @@ describe('autolabs workspace export / import (CLI)', () => {
     const again = await runCli(['workspace', 'export', file, '--recipient', recipient, '--dir', env.ws.root])
     expect(again.exitCode).toBe(2)
     expect(again.stderr).toMatch(/already exists[\s\S]*--force/)
+    const forced = await runCli(['workspace', 'export', file, '--recipient', recipient, '--dir', env.ws.root, '--force'])
+    expect(forced.exitCode, forced.stderr).toBe(0)
 
     const b = new Workspace(path.join(work, 'b'))
     const im = await runCli(['workspace', 'import', file, '--dir', b.root, '--json'], {env: {AUTOLABS_AGE_IDENTITY_FILE: keyFile}})
@@ -154,6 +164,14 @@ describe('autolabs workspace export / import (CLI)', () => {
     expect(im.exitCode, im.stderr).toBe(0)
     expect(JSON.parse(im.stdout)).toMatchObject({kind: 'private'})
     expect(await readFile(clone.secretsFile, 'utf8')).toBe(await readFile(env.ws.secretsFile, 'utf8'))
+    // A differing file in the clone is replaced only with --force.
+    await writeFile(clone.stateFile, '{"version":1}\n')
+    const differs = await runCli(['workspace', 'import', archive, '--dir', clone.root], {env: PASS})
+    expect(differs.exitCode).toBe(1)
+    expect(differs.stderr).toMatch(/differ from the archive: \.autolabs\/state\.json[\s\S]*--force/)
+    const replaced = await runCli(['workspace', 'import', archive, '--dir', clone.root, '--force'], {env: PASS})
+    expect(replaced.exitCode, replaced.stderr).toBe(0)
+    expect(await readFile(clone.stateFile, 'utf8')).toBe(await readFile(env.ws.stateFile, 'utf8'))
     expect(await readFile(path.join(clone.terraformDir, 'terraform.tfstate'), 'utf8')).toBe(await readFile(path.join(env.ws.terraformDir, 'terraform.tfstate'), 'utf8'))
   }, 300_000)
 })
