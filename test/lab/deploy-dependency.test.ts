@@ -83,7 +83,7 @@ describe.skipIf(!avail.ok)(`gitlab/database_login on lab machines${avail.ok ? ''
   it('a wrong password fails (bounded), naming the database, the user and the host, without the password', async () => {
     const r = await step({GITLAB_DB_PASSWORD: 'not-the-password-0123456789', DB_LOGIN_SECONDS: '3'})
     expect(r.code).not.toBe(0)
-    expect(r.stderr).toMatch(new RegExp(`AUTOLABS_ERROR GitLab's database gitlab on ${DB_IP.replaceAll('.', '\\.')}:5432 does not accept user gitlab from this VM .*password authentication failed`))
+    expect(r.stderr).toMatch(new RegExp(`AUTOLABS_ERROR GitLab's database gitlab on ${DB_IP.replaceAll('.', '\\.')}:5432 does not accept user gitlab_user from this VM .*password authentication failed`))
     expect(r.stderr).not.toContain('not-the-password')
     expect(r.stderr).not.toContain(secrets.postgres.users.gitlab)
   })
