@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand, terraformFlag} from '../base-command.js'
 import {statusMark} from '../ui/output.js'
+import {hang, terminalWidth} from '../ui/text.js'
 import {ExitCode} from '../errors.js'
 import {sshJumpHostFlag} from '../ssh/flags.js'
 import type {PreflightResult} from '../steps/preflight.js'
@@ -82,16 +83,24 @@ Reads autolabs.yaml; flags override it. Credentials: AUTOLABS_PROXMOX_TOKEN_SECR
     } finally {
       await client?.close()
     }
-    if (!this.jsonEnabled()) process.stdout.write(formatChecks(result, (status, text) => statusMark(status, text)) + '\n')
+    if (!this.jsonEnabled()) process.stdout.write(formatChecks(result, (status, text) => statusMark(status, text), terminalWidth(process.stdout)) + '\n')
     if (!result.ok) process.exitCode = ExitCode.failure
     return result
   }
 }
 
-/** Plain text, one check per line, the fix indented below a warning or failure. */
-export function formatChecks(result: PreflightResult, paintMark: (status: string, text: string) => string = (_, t) => t): string {
+/**
+ * Plain text, one check per line, the fix indented below a warning or failure. With `width` (a
+ * terminal's columns) long lines wrap under their text instead of running past the edge.
+ */
+export function formatChecks(result: PreflightResult, paintMark: (status: string, text: string) => string = (_, t) => t, width?: number): string {
   const mark = {pass: 'PASS', warn: 'WARN', fail: 'FAIL'} as const
-  const lines = result.checks.flatMap((c) => [`${paintMark(c.status, mark[c.status])}  ${c.title}: ${c.detail}`, ...(c.fix && c.status !== 'pass' ? [`      fix: ${c.fix}`] : [])])
+  const fit = (first: string, text: string, indent: number) => (width === undefined ? first + text : hang(first, text, indent, width))
+  const lines = result.checks.flatMap((c) => {
+    const m = mark[c.status]
+    const head = fit(`${m}  `, `${c.title}: ${c.detail}`, 6)
+    return [paintMark(c.status, m) + head.slice(m.length), ...(c.fix && c.status !== 'pass' ? [fit('      fix: ', c.fix, 11)] : [])]
+  })
   const fails = result.checks.filter((c) => c.status === 'fail').length
   const warns = result.checks.filter((c) => c.status === 'warn').length
   lines.push('', result.ok ? `Preflight passed${warns ? ` with ${warns} warning${warns > 1 ? 's' : ''}` : ''}.` : `Preflight failed: ${fails} check${fails > 1 ? 's' : ''} to fix before autolabs creates anything.`)

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {colorLevel} from '../ui/output.js'
+import {terminalWidth} from '../ui/text.js'
 import {ExitCode, InterruptedError, UsageError} from '../errors.js'
 import {canPrompt} from '../prompts/ask.js'
 import {sshFlags, sshOptions} from '../ssh/flags.js'
@@ -47,7 +48,7 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
     try {
       if (!f.watch) {
         const report = await statusOnce(ctx, opts)
-        if (!this.jsonEnabled()) process.stdout.write(renderText(report, {color: colorLevel('stdout') > 0}))
+        if (!this.jsonEnabled()) process.stdout.write(renderText(report, {color: colorLevel('stdout') > 0, width: terminalWidth(process.stdout)}))
         process.exitCode = report.exitCode
         return report
       }
@@ -70,7 +71,7 @@ Exit codes: 0 healthy (warnings allowed), 1 degraded (a service is down), 3 unre
             throw error
           }
           // Home, draw, clear the rest: redraw in place without flicker.
-          process.stderr.write(`\u001B[H${renderText(report, {color: !process.env.NO_COLOR}).replaceAll('\n', '\u001B[K\n')}\u001B[J(every ${f.interval} s; Ctrl+C to stop)`)
+          process.stderr.write(`\u001B[H${renderText(report, {color: colorLevel('stderr') > 0, width: terminalWidth(process.stderr)}).replaceAll('\n', '\u001B[K\n')}\u001B[J(every ${f.interval} s; Ctrl+C to stop)`)
           await new Promise<void>((resolve) => {
             wake = resolve
             setTimeout(resolve, f.interval * 1000)

@@ -1,3 +1,4 @@
+import {hang, wrap} from '../ui/text.js'
 import {fmtPct, fmtUptime} from './evaluate.js'
 import type {CheckStatus, StatusReport} from './types.js'
 
@@ -31,29 +32,39 @@ export function toRows(r: StatusReport): Rows {
   return {vms, checks, footer}
 }
 
-/** Plain aligned text (no table borders: diffable, greppable, fits 100 columns). */
-export function renderText(r: StatusReport, opts: {color?: boolean; maxDetail?: number} = {}): string {
+/** Below this many columns for DETAIL, details go on their own lines under the check. */
+const MIN_DETAIL = 30
+
+/**
+ * Plain aligned text (no table borders: diffable, greppable). Nothing is cut: with `width` (a
+ * terminal's columns) the DETAIL column wraps at spaces, continuing under itself, or, on a narrow
+ * terminal, each detail goes below its check, indented (the VM table's columns are short and fixed); without `width` (a pipe) each row is one line.
+ */
+export function renderText(r: StatusReport, opts: {color?: boolean; width?: number} = {}): string {
   const rows = toRows(r)
   const paint = (status: string, text: string) => {
     if (!opts.color) return text
     const code = status === 'ok' ? 32 : status === 'WARN' ? 33 : status === 'skipped' ? 90 : 31
     return `\u001B[${code}m${text}\u001B[0m`
   }
-  const maxDetail = opts.maxDetail ?? 70
-  const table = (data: string[][], statusCol?: number) => {
-    const clipped = data.map((row) => row.map((cell, i) => (i === row.length - 1 && cell.length > maxDetail ? cell.slice(0, maxDetail - 1) + '…' : cell)))
-    const widths = clipped[0].map((_, i) => Math.max(...clipped.map((row) => row[i].length)))
-    return clipped
-      .map((row, ri) =>
-        row
-          .map((cell, i) => {
-            const padded = i === row.length - 1 ? cell : cell.padEnd(widths[i])
-            return ri > 0 && i === statusCol ? paint(cell, padded) : padded
-          })
-          .join('  ')
-          .trimEnd(),
-      )
+  const table = (data: string[][], statusCol?: number, width?: number) => {
+    const widths = data[0].map((_, i) => Math.max(...data.map((row) => row[i].length)))
+    const lead = widths.slice(0, -1).reduce((a, w) => a + w + 2, 0)
+    const room = width === undefined ? Number.POSITIVE_INFINITY : width - lead
+    const cells = (row: string[], ri: number) =>
+      row.slice(0, -1).map((cell, i) => (ri > 0 && i === statusCol ? paint(cell, cell.padEnd(widths[i])) : cell.padEnd(widths[i])))
+    return data
+      .map((row, ri) => {
+        const detail = row.at(-1) ?? ''
+        if (detail.length <= room) return [...cells(row, ri), detail].join('  ').trimEnd()
+        if (room >= MIN_DETAIL) {
+          const [first, ...rest] = wrap(detail, room)
+          return [[...cells(row, ri), first].join('  '), ...rest.map((l) => ' '.repeat(lead) + l)].join('\n')
+        }
+        return [cells(row, ri).join('  ').trimEnd(), hang('    ', detail, 4, width!)].join('\n')
+      })
       .join('\n')
   }
-  return `${table(rows.vms)}\n\n${table(rows.checks, 2)}\n\n${rows.footer}\n`
+  const footer = opts.width === undefined ? rows.footer : hang('', rows.footer, 2, opts.width)
+  return `${table(rows.vms)}\n\n${table(rows.checks, 2, opts.width)}\n\n${footer}\n`
 }

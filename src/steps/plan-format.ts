@@ -1,5 +1,6 @@
 import type {ChalkInstance} from 'chalk'
 
+import {hang, wrap} from '../ui/text.js'
 import type {Plan} from './plan.js'
 
 const gb = (mib: number) => `${Math.round((mib / 1024) * 10) / 10} GB`
@@ -7,19 +8,6 @@ const gb = (mib: number) => `${Math.round((mib / 1024) * 10) / 10} GB`
 /** Pure rows for the VM table (tests read these; the display aligns them). */
 export function planVmRows(plan: Plan): string[][] {
   return plan.vms.map((v) => [v.name, String(v.vmid), String(v.cores), gb(v.memoryMiB), `${v.diskGiB} GB`, v.ip, v.purpose])
-}
-
-/** Words of `text` in lines of at most `width` (a longer word, like a URL, keeps a line of its own). */
-export function wrap(text: string, width: number): string[] {
-  const lines: string[] = []
-  let line = ''
-  for (const word of text.split(' ')) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line)
-      line = word
-    } else line = line ? `${line} ${word}` : word
-  }
-  return [...lines, line]
 }
 
 /**
@@ -40,10 +28,7 @@ export function formatPlan(plan: Plan, opts: {width?: number; color?: ChalkInsta
       .join('\n')
 
   /** `text` after `first`, continued on lines indented by `indent` spaces, within the width. */
-  const fit = (first: string, text: string, indent: number) =>
-    wrap(text, width - Math.max(first.length, indent))
-      .map((l, i) => (i === 0 ? first : ' '.repeat(indent)) + l)
-      .join('\n')
+  const fit = (first: string, text: string, indent: number) => hang(first, text, indent, width)
   const para = (text: string) => fit('', text, 2)
   const lines: string[] = []
   lines.push(para(`Environment "${plan.environment}" on ${plan.proxmox.url} (node ${plan.proxmox.node}, storage ${plan.proxmox.vmStorage}, bridge ${plan.proxmox.bridge})`))

@@ -43,4 +43,14 @@ describe('preflight helpers', () => {
     })
     expect(text).toBe('PASS  Bridge vmbr0: active\nFAIL  Terraform: not found\n      fix: install it\n\nPreflight failed: 1 check to fix before autolabs creates anything.')
   })
+
+  it('wrap a long check and its fix within a terminal width, keeping every word', () => {
+    const detail = 'services.kubernetes.version 1.35 ends its support on 2027-02-28 (in 90 days), per https://kubernetes.io/releases/patch-releases/'
+    const fix = 'Choose a supported minor in autolabs.yaml (services.kubernetes.version) and run autolabs deploy again.'
+    const text = formatChecks({ok: true, checks: [{id: 'v', title: 'Version support', status: 'warn', detail, fix}]}, (_, t) => t, 60)
+    for (const line of text.split('\n')) expect(line.length).toBeLessThanOrEqual(60)
+    expect(text.split(/\s+/).join(' ')).toContain(`${detail} fix: ${fix}`)
+    expect(text).toMatch(/^WARN {2}Version support: /)
+    expect(text).toMatch(/\n {6}\S/)
+  })
 })

@@ -310,4 +310,25 @@ describe('collectStatus', () => {
     expect(text).toContain('PostgreSQL login zitadel')
     expect(renderText(r, {color: true})).toMatch(/\u001B\[32mok/)
   })
+
+  it('never cuts a detail: it wraps inside the terminal width, goes below its check when narrow, stays one line in a pipe', async () => {
+    const r = await collectStatus(plan(), deps())
+    const cause = 'connect ECONNREFUSED 10.0.0.10:8443 (GitLab is not listening: sudo gitlab-ctl status on gitlab-vm shows which service is down)'
+    r.checks[0] = {...r.checks[0], status: 'fail', detail: `GitLab's readiness endpoint did not answer: ${cause}`}
+    const words = (t: string) => t.split(/\s+/).filter(Boolean).join(' ')
+    for (const width of [80, 100]) {
+      const text = renderText(r, {width})
+      // The check lines and the footer (the VM table has fixed columns of about 60).
+      const checkLines = text.slice(text.indexOf('\n\n')).split('\n')
+      for (const line of checkLines) expect(line.length, `${width}: ${line}`).toBeLessThanOrEqual(width)
+      expect(words(text)).toContain(words(cause))
+    }
+    // 50 columns leave less than 30 for DETAIL: the detail is on its own indented lines, within 50.
+    const narrow = renderText(r, {width: 50})
+    expect(narrow).toMatch(/\n {4}GitLab's readiness endpoint/)
+    for (const line of narrow.split('\n').filter((l) => l.startsWith('    '))) expect(line.length).toBeLessThanOrEqual(50)
+    expect(words(narrow)).toContain(words(cause))
+    const piped = renderText(r)
+    expect(piped.split('\n').find((l) => l.includes('readiness endpoint'))).toContain(cause)
+  })
 })
