@@ -171,13 +171,15 @@ export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
  */
 export async function writeNewFile(file: string, data: string | Uint8Array, opts: {mode: number; overwrite: boolean; flag: string}): Promise<void> {
   const st = await lstat(file).catch(() => undefined)
-  if (st?.isSymbolicLink()) throw new UserError(`${file} is a symbolic link: autolabs does not write through links.`, {suggestion: 'Name a plain file.'})
+  if (st?.isSymbolicLink()) throw symlinkRefusal(file, 'a file it writes')
+  if (st && !st.isFile()) throw fileError(Object.assign(new Error(file), {code: st.isDirectory() ? 'EISDIR' : 'EEXIST'}), file, undefined, 2)
   if (st && !opts.overwrite) throw new UserError(`${file} already exists.`, {suggestion: `Name another file, or pass ${opts.flag} to replace it.`, exitCode: 2})
-  if (st && !st.isFile()) throw new UserError(`${file} exists and is not a regular file.`, {exitCode: 2})
   try {
     await writeFileAtomic(file, data, opts.mode)
   } catch (error) {
-    throw new UserError(`Cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {suggestion: 'Check that its folder exists and is writable.'})
+    // The folder when it is the folder that is in the way (mkdir); the file itself, never its temp name.
+    const failed = (error as NodeJS.ErrnoException).path
+    throw fileError(error, failed && !failed.endsWith(TEMP_SUFFIX) ? failed : file)
   }
 }
 /** open() flags for appending to a log file without following a link planted in its place. */
