@@ -2,7 +2,7 @@
 # Stage "k8s" (k8s-vm): kernel settings, containerd (SystemdCgroup), kubeadm/kubelet/kubectl
 # from pkgs.k8s.io (one minor, held), a single-node cluster, Calico (tigera operator), the
 # F5 NGINX Ingress Controller, namespaces.
-# Parameters (env file): VM_IP APT_PROXY K8S_VERSION (minor, "1.35") POD_CIDR SERVICE_CIDR
+# Parameters (env file): VM_IP APT_PROXY K8S_VERSION (minor, "1.36") POD_CIDR SERVICE_CIDR
 # CALICO_VERSION INGRESS_VERSION K8S_NAMESPACES BOOTSTRAP_TOKEN REGISTRY (host:port, plain HTTP)
 # K8S_NETWORK_POLICIES (YAML stream, rendered by src/render/network-policies.ts)
 # K8S_NETWORK_POLICY_NAMES ("namespace/name ...": the policies autolabs manages)
@@ -145,15 +145,21 @@ kubeadm_pause_image() {
   kubeadm config images list --kubernetes-version "$v" 2>/dev/null | grep -m1 '/pause:' || true
 }
 
-# The oldest containerd the pinned Kubernetes minor supports: 1.35 is the last minor that
-# supports containerd 1.x (Kubernetes v1.35 release notes).
-containerd_min() { if [[ ${K8S_VERSION#1.} -ge 36 ]]; then printf '2.0'; else printf '1.7'; fi; }
+# The oldest containerd the pinned Kubernetes minor is listed with in containerd's support
+# matrix (containerd RELEASES.md at v2.3.4: "| 1.36 | 2.3.0+, 2.2.0+ |", "| 1.35 | 2.2.0+, 2.1.5+,
+# 1.7.28+ |"); 1.35 is the last Kubernetes minor that supports containerd 1.x.
+containerd_min() { if [[ ${K8S_VERSION#1.} -ge 36 ]]; then printf '2.2.0'; else printf '1.7.28'; fi; }
+# version_at_least MIN VERSION: VERSION (a Debian version or a release tag) is MIN or newer.
+version_at_least() { local v=${2#*:}; v=${v#v}; printf '%s\n%s\n' "$1" "${v%%[-+~]*}" | sort -V -C; }
+# The installed containerd's version, from `containerd --version`: "containerd <package> <version>
+# <revision>" (cmd/containerd/command/main.go at v2.3.4), e.g. "v2.2.1" or Debian's "2.1.4~ds1".
+containerd_installed_version() { containerd --version 2>/dev/null | awk '{print $3; exit}'; }
 containerd_pkg() {
   # The distribution's containerd when it is new enough; else Docker's containerd.io.
   local v
   v=$(apt_candidate containerd)
   v=${v#*:}
-  if [[ -n $v ]] && printf '%s\n%s\n' "$(containerd_min)" "${v%%[-+~]*}" | sort -V -C; then printf 'containerd'; else printf 'containerd.io'; fi
+  if [[ -n $v ]] && version_at_least "$(containerd_min)" "$v"; then printf 'containerd'; else printf 'containerd.io'; fi
 }
 # The GitLab registry speaks plain HTTP inside the VM network (gitlab.sh registry_trust), so
 # the host is http:// (nothing to verify, and TLS verification is not switched off anywhere).
@@ -179,6 +185,7 @@ containerd_apply_config() {
 }
 check_containerd() {
   { pkg_installed containerd || pkg_installed containerd.io; } || return 1
+  version_at_least "$(containerd_min)" "$(containerd_installed_version)" || return 1
   containerd_config_ok "$CONTAINERD_CONFIG" && containerd_registry_ok "$CONTAINERD_CONFIG" || return 1
   [[ -z ${REGISTRY:-} ]] || file_is "$CERTS_D/$REGISTRY/hosts.toml" "$(hosts_toml_text)" || return 1
   local pause
@@ -188,7 +195,13 @@ check_containerd() {
 }
 do_containerd() {
   ensure_apt_lists
-  local pkg
+  local pkg have
+  have=$(containerd_installed_version)
+  # A new minor needing a newer containerd under a running cluster: that is an upgrade
+  # (kubeadm upgrade), not a package swap under the kubelet; kube_packages refuses the same.
+  if [[ -n $have ]] && cluster_initialised && ! version_at_least "$(containerd_min)" "$have"; then
+    die "the running cluster uses containerd $have, older than $(containerd_min) which Kubernetes $K8S_VERSION needs; autolabs does not replace the container runtime under a running cluster: upgrade the node by hand (containerd, then kubeadm upgrade), or set services.kubernetes.version back in autolabs.yaml"
+  fi
   pkg=$(containerd_pkg)
   if [[ $pkg == containerd.io ]] && ! pkg_installed containerd.io; then
     local base
@@ -202,6 +215,9 @@ do_containerd() {
     apt_update
   fi
   pkg_installed "$pkg" || apt_install "$pkg"
+  have=$(containerd_installed_version)
+  version_at_least "$(containerd_min)" "$have" ||
+    die "containerd ${have:-(no version)} from package $pkg is older than $(containerd_min), the oldest containerd listed for Kubernetes $K8S_VERSION (containerd RELEASES.md); remove it (apt-get purge $pkg) or pin an older services.kubernetes.version"
   # Registry hosts first: containerd reads hosts.toml at pull time, no restart needed for it.
   if [[ -n ${REGISTRY:-} ]]; then
     write_file "$CERTS_D/$REGISTRY/hosts.toml" "$(hosts_toml_text)" 0644
@@ -231,7 +247,7 @@ do_kube_repo() {
 KUBE_PACKAGES=(kubelet kubeadm kubectl)
 # The installed version of a package ("" when it is not installed).
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
-# kube_pkgs_at_minor: all three installed, each at $K8S_VERSION.x (pkgs.k8s.io: "1.35.0-1.1").
+# kube_pkgs_at_minor: all three installed, each at $K8S_VERSION.x (pkgs.k8s.io: "1.36.4-1.1").
 kube_pkgs_at_minor() {
   local p
   for p in "${KUBE_PACKAGES[@]}"; do
@@ -372,7 +388,7 @@ do_untaint() {
 }
 
 # --- calico: tigera operator, pinned, with the configured pod CIDR -------------------------
-# Calico's install order (docs.tigera.io, v3.30+): operator-crds.yaml, tigera-operator.yaml,
+# Calico's install order (docs.tigera.io, v3.32): the CRDs, tigera-operator.yaml,
 # then the Installation. Server-side apply, as Calico's upgrade guide does: the CRDs are too
 # large for client-side apply's last-applied annotation, and unlike `kubectl create` it can
 # run again (forced re-runs, a new CALICO_VERSION).
@@ -420,12 +436,17 @@ do_calico() {
   base=$(calico_base)
   require_reachable "$base/tigera-operator.yaml"
   tmp=$(mktemp -d)
-  # The operator's CRDs are a manifest of their own since Calico v3.30 (earlier releases
-  # carry them inside tigera-operator.yaml).
-  if fetch_optional "$base/operator-crds.yaml" "$tmp/operator-crds.yaml"; then
-    kubectl_ apply --server-side --force-conflicts -f "$tmp/operator-crds.yaml" >&2
+  # The operator's CRDs: v1_crd_projectcalico_org.yaml since Calico v3.32 (what its docs
+  # install); operator-crds.yaml before, and a copy of it "for a while" since
+  # (manifests/generate.sh at v3.32.1). Very old releases carry them in tigera-operator.yaml.
+  local crds=''
+  for name in v1_crd_projectcalico_org.yaml operator-crds.yaml; do
+    if fetch_optional "$base/$name" "$tmp/crds.yaml"; then crds=$name && break; fi
+  done
+  if [[ -n $crds ]]; then
+    kubectl_ apply --server-side --force-conflicts -f "$tmp/crds.yaml" >&2
   else
-    log "Calico $CALICO_VERSION has no operator-crds.yaml; its CRDs come with tigera-operator.yaml"
+    log "Calico $CALICO_VERSION has neither v1_crd_projectcalico_org.yaml nor operator-crds.yaml; its CRDs come with tigera-operator.yaml"
   fi
   fetch "$base/tigera-operator.yaml" "$tmp/tigera-operator.yaml"
   kubectl_ apply --server-side --force-conflicts -f "$tmp/tigera-operator.yaml" >&2

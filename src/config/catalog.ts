@@ -88,10 +88,11 @@ export const VERSIONS = {
   redis: '7',
   gitlab: '19.6.0-ce.0',
   gitlabRunner: '19.6.0',
-  kubernetes: '1.35',
-  calico: 'v3.32.2', // tested by Tigera against Kubernetes 1.34–1.36 (v3.31: up to 1.34)
-  /** F5 NGINX Ingress Controller (OSS), Helm chart / manifests version. */
-  nginxIngress: '5.2.1',
+  /** Supported until 2027-06-28; needs containerd 2.2+ (docs/versions.md has every source). */
+  kubernetes: '1.36',
+  calico: 'v3.32.1', // tested by Tigera against Kubernetes 1.34–1.36
+  /** F5 NGINX Ingress Controller (OSS), manifests at this tag; tested by F5 with Kubernetes 1.29–1.36. */
+  nginxIngress: '5.5.4',
   seaweedfs: '3.97',
 } as const
 

@@ -213,10 +213,10 @@ export const configSchema = z.strictObject({
         .prefault({}),
       kubernetes: z
         .strictObject({
-          version: z.string().regex(/^1\.\d+$/, 'must be a Kubernetes minor like 1.35').default(VERSIONS.kubernetes),
+          version: z.string().regex(/^1\.\d+$/, 'must be a Kubernetes minor like 1.36').default(VERSIONS.kubernetes),
           podCidr: cidr.default('10.244.0.0/16'),
           serviceCidr: cidr.default('10.96.0.0/12'),
-          calicoVersion: z.string().regex(/^v\d+\.\d+\.\d+$/, 'must be a Calico release like v3.32.2').default(VERSIONS.calico),
+          calicoVersion: z.string().regex(/^v\d+\.\d+\.\d+$/, 'must be a Calico release like v3.32.1').default(VERSIONS.calico),
           ingressVersion: z.string().regex(/^\d+\.\d+\.\d+$/).default(VERSIONS.nginxIngress),
           namespaces: z.array(dnsLabel).min(1).default(DEFAULT_NAMESPACES),
         })

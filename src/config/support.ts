@@ -11,6 +11,10 @@ export interface SupportWindow {
   path: string
   /** What the field holds for this row (a Kubernetes minor, a major, an exact tag). */
   version: string
+  /** 'minor': the row covers every patch of `version` (a major.minor), e.g. GitLab 19.6.x. */
+  match?: 'minor'
+  /** Warn this many days ahead instead of WARN_DAYS (a publisher with a shorter cycle). */
+  warnDays?: number
   /** Last day of upstream fixes; null when the publisher names none (then no warning). */
   endOfSupport: string | null
   /** The publisher's page (or tag) the date comes from. */
@@ -27,6 +31,13 @@ export const SUPPORT: SupportWindow[] = [
   {path: 'services.kubernetes.version', version: '1.34', endOfSupport: '2026-10-27', source: 'https://kubernetes.io/releases/patch-releases/'},
   {path: 'services.kubernetes.version', version: '1.35', endOfSupport: '2027-02-28', source: 'https://kubernetes.io/releases/patch-releases/', note: 'maintenance mode from 2026-12-28'},
   {path: 'services.kubernetes.version', version: '1.36', endOfSupport: '2027-06-28', source: 'https://kubernetes.io/releases/patch-releases/', note: 'maintenance mode from 2027-04-28'},
+  {path: 'services.kubernetes.version', version: '1.37', endOfSupport: '2027-10-28', source: 'https://kubernetes.io/releases/patch-releases/', note: 'maintenance mode from 2027-08-28; no pinned add-on is tested with it yet'},
+  // GitLab: security fixes for the current minor and the two before it; a minor ships on the
+  // third Thursday of each month, so 19.6 (2026-11-19) leaves support when 19.9 ships. A minor
+  // lives about three months by policy: warn 30 days ahead, not 90 (that would be always).
+  {path: 'services.gitlab.version', version: '19.6', match: 'minor', endOfSupport: '2027-02-18', warnDays: 30, source: 'https://docs.gitlab.com/policy/maintenance/', note: '19.9 expected on 2027-02-18 (third Thursday)'},
+  // The Runner: "the last three releases are supported" (gitlab-runner PROCESS.md), in step with GitLab.
+  {path: 'services.gitlab.runnerVersion', version: '19.6', match: 'minor', endOfSupport: '2027-02-18', warnDays: 30, source: 'https://docs.gitlab.com/runner/#gitlab-runner-versions'},
   // PostgreSQL: five years per major.
   {path: 'services.postgres.version', version: '15', endOfSupport: '2027-11-11', source: 'https://www.postgresql.org/support/versioning/'},
   {path: 'services.postgres.version', version: '16', endOfSupport: '2028-11-09', source: 'https://www.postgresql.org/support/versioning/'},
@@ -41,7 +52,7 @@ export interface SupportFinding {
   version: string
   endOfSupport: string
   source: string
-  /** 'ended': past end of support; 'ending': within WARN_DAYS. */
+  /** 'ended': past end of support; 'ending': within WARN_DAYS (or the row's warnDays). */
   state: 'ended' | 'ending'
   daysLeft: number
 }
@@ -56,19 +67,21 @@ function valueAt(config: Config, path: string): string {
 export function supportFindings(config: Config, now: Date, table: SupportWindow[] = SUPPORT): SupportFinding[] {
   const out: SupportFinding[] = []
   for (const row of table) {
-    if (!row.endOfSupport || valueAt(config, row.path) !== row.version) continue
+    const value = valueAt(config, row.path)
+    if (!row.endOfSupport || (row.match === 'minor' ? value.split('.').slice(0, 2).join('.') : value) !== row.version) continue
     const end = Date.parse(`${row.endOfSupport}T23:59:59Z`)
     const daysLeft = Math.floor((end - now.getTime()) / 86_400_000)
-    if (daysLeft < 0) out.push({path: row.path, version: row.version, endOfSupport: row.endOfSupport, source: row.source, state: 'ended', daysLeft})
-    else if (daysLeft <= WARN_DAYS) out.push({path: row.path, version: row.version, endOfSupport: row.endOfSupport, source: row.source, state: 'ending', daysLeft})
+    if (daysLeft < 0) out.push({path: row.path, version: value, endOfSupport: row.endOfSupport, source: row.source, state: 'ended', daysLeft})
+    else if (daysLeft <= (row.warnDays ?? WARN_DAYS)) out.push({path: row.path, version: value, endOfSupport: row.endOfSupport, source: row.source, state: 'ending', daysLeft})
   }
   return out
 }
 
 /** Kubernetes minors an add-on release is tested against by its publisher. */
 export const TESTED_WITH: Array<{path: string; version: string; kubernetes: [string, string]; source: string}> = [
-  {path: 'services.kubernetes.calicoVersion', version: 'v3.32.2', kubernetes: ['1.34', '1.36'], source: 'https://docs.tigera.io/calico/latest/getting-started/kubernetes/requirements'},
-  {path: 'services.kubernetes.ingressVersion', version: '5.2.1', kubernetes: ['1.25', '1.34'], source: 'https://docs.nginx.com/nginx-ingress-controller/technical-specifications/'},
+  {path: 'services.kubernetes.calicoVersion', version: 'v3.32.1', kubernetes: ['1.34', '1.36'], source: 'https://docs.tigera.io/calico/3.32/getting-started/kubernetes/requirements'},
+  {path: 'services.kubernetes.ingressVersion', version: '5.2.1', kubernetes: ['1.27', '1.34'], source: 'https://docs.nginx.com/nginx-ingress-controller/technical-specifications/'},
+  {path: 'services.kubernetes.ingressVersion', version: '5.5.4', kubernetes: ['1.29', '1.36'], source: 'https://docs.nginx.com/nginx-ingress-controller/changelog/#554'},
 ]
 
 /** Add-on pins whose publisher did not test them with the pinned Kubernetes minor. Pure. */

@@ -1,7 +1,7 @@
 import type {z} from 'zod'
 
 import type {FieldIssue} from '../errors.js'
-import {DESIGN_SIZES, gitlabMinPostgres} from './catalog.js'
+import {DESIGN_SIZES, gitlabMinPostgres, VERSIONS} from './catalog.js'
 import {freeRange} from './defaults.js'
 import {cidrContains, cidrsOverlap, hasHostBits, intToIp, ipToInt, parseCidr} from './net.js'
 import {type Config, postgresUser, ROLES} from './schema.js'
@@ -197,7 +197,7 @@ export function crossFieldIssues(c: Config, given: ReadonlySet<string> = new Set
   if (g.sshPort === 22) err('services.gitlab.sshPort', "22 is the host's own SSH port", 'use 2222 (the default)')
   if (g.registryPort === g.sshPort) err('services.gitlab.registryPort', `${g.registryPort} is also services.gitlab.sshPort`, 'use 5050 (the default)')
   const minor = Number(k.version.split('.')[1])
-  if (minor < 33) err('services.kubernetes.version', `${k.version} is out of upstream support`, 'use 1.33 or newer (default 1.35)')
+  if (minor < 33) err('services.kubernetes.version', `${k.version} is out of upstream support`, `use 1.33 or newer (default ${VERSIONS.kubernetes})`)
 
   if (c.proxmox.insecure && c.proxmox.fingerprint)
     err('proxmox.insecure', 'is true while proxmox.fingerprint pins the certificate', 'remove insecure: pinning is the safe way')

@@ -306,7 +306,7 @@ export function versionSupportCheck(config: Config, now: Date): PreflightCheck {
     (f) => `${f.path} ${f.version} ${f.state === 'ended' ? `is past its end of support (${f.endOfSupport})` : `reaches its end of support on ${f.endOfSupport} (in ${f.daysLeft} days)`}, per ${f.source}`,
   )
   found.push(...compatibilityFindings(config))
-  if (found.length === 0) return {id, title, status: 'pass', detail: 'every pinned version with a published end date is supported for more than 90 days'}
+  if (found.length === 0) return {id, title, status: 'pass', detail: 'every pinned version with a published end date is supported beyond its warning window (90 days; GitLab 30)'}
   return {
     id,
     title,

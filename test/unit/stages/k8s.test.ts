@@ -6,6 +6,7 @@ import {fileURLToPath} from 'node:url'
 import {afterAll, describe, expect, it} from 'vitest'
 import {parseAllDocuments} from 'yaml'
 
+import {VERSIONS} from '../../../src/config/catalog.js'
 import {sourceAndRun} from '../../support/bash.js'
 import {missing} from '../../support/tools.js'
 
@@ -22,11 +23,11 @@ const tmp = (name: string) => path.join(dir, `${n++}-${name}`)
 
 const PARAMS = {
   VM_IP: '192.168.100.30',
-  K8S_VERSION: '1.35',
+  K8S_VERSION: VERSIONS.kubernetes,
   POD_CIDR: '10.244.0.0/16',
   SERVICE_CIDR: '10.96.0.0/12',
-  CALICO_VERSION: 'v3.31.2',
-  INGRESS_VERSION: '5.2.1',
+  CALICO_VERSION: VERSIONS.calico,
+  INGRESS_VERSION: VERSIONS.nginxIngress,
   BOOTSTRAP_TOKEN: 'abcdef.0123456789abcdef',
   REGISTRY: '192.168.100.10:5050',
 }
@@ -114,9 +115,52 @@ describe('k8s.sh containerd_pkg (which containerd package the pinned Kubernetes 
     expect(pkg('1.6.20~ds1-1+b1', '1.35')).toBe('containerd.io')
     expect(pkg('', '1.35')).toBe('containerd.io')
   })
-  it('needs containerd 2.x from Kubernetes 1.36 on (1.35 is the last minor supporting containerd 1.x)', () => {
+  it("needs containerd 2.2+ from Kubernetes 1.36 on (containerd's matrix: 1.36 → 2.3.0+, 2.2.0+; 1.35 the last with 1.x)", () => {
     expect(pkg('1.7.28-0ubuntu1~24.04.1', '1.36')).toBe('containerd.io')
-    expect(pkg('2.2.1-0ubuntu1', '1.36')).toBe('containerd')
+    expect(pkg('2.1.9+ds1-5', '1.36')).toBe('containerd.io') // Debian sid on 2026-11-30
+    expect(pkg('2.2.0-0ubuntu1', '1.36')).toBe('containerd')
+    expect(pkg('1:2.3.4-1', '1.37')).toBe('containerd')
+  })
+  it('for 1.35 a 1.7 must be 1.7.28 or newer (the matrix row "1.35 | 2.2.0+, 2.1.5+, 1.7.28+")', () => {
+    expect(pkg('1.7.27-0ubuntu1~22.04.1', '1.35')).toBe('containerd.io')
+  })
+})
+
+describe('k8s.sh do_containerd (the installed containerd must be one the Kubernetes minor is listed with)', () => {
+  const log = tmp('containerd.log')
+  // `containerd --version` as printed by cmd/containerd/command/main.go (v2.3.4): name, package, version, revision.
+  const containerd = fakeBin('containerd', '[[ $1 == --version ]] && [[ -n ${HAVE:-} ]] && echo "containerd github.com/containerd/containerd/v2 $HAVE 1a2b3c4d"')
+  const stubs = (initialised: boolean) =>
+    `ensure_apt_lists() { :; }; pkg_installed() { [[ $1 == containerd ]]; }; apt_install() { echo "apt_install $*" >> ${log}; }; apt_candidate() { printf '2.2.1-0ubuntu1'; }; containerd_apply_config() { echo applied >> ${log}; }; cluster_initialised() { ${initialised ? 'return 0' : 'return 1'}; };`
+  const run = (have: string, initialised = false, minor = '1.36') => {
+    writeFileSync(log, '')
+    const r = bash(`${stubs(initialised)} do_containerd`, {...withPath(containerd), HAVE: have, K8S_VERSION: minor, REGISTRY: ''})
+    return {...r, calls: readFileSync(log, 'utf8')}
+  }
+  it('goes on with a containerd the minor is listed with', () => {
+    expect(run('v2.3.4')).toMatchObject({code: 0, calls: 'applied\n'})
+    expect(run('2.2.1-0ubuntu1')).toMatchObject({code: 0})
+  })
+  it('stops, naming versions and the fix, when the installed package is still too old', () => {
+    const r = run('2.1.4~ds1')
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toContain('containerd 2.1.4~ds1 from package containerd is older than 2.2.0, the oldest containerd listed for Kubernetes 1.36')
+    expect(r.calls).not.toContain('applied')
+  })
+  it('never swaps the runtime under a running cluster for a new minor: it says to upgrade by hand', () => {
+    const r = run('1.7.28', true)
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(/running cluster uses containerd 1\.7\.28, older than 2\.2\.0 which Kubernetes 1\.36 needs.*kubeadm upgrade/)
+    expect(r.calls).toBe('')
+    expect(run('1.7.28', true, '1.35')).toMatchObject({code: 0})
+  })
+  it('check_containerd fails while the installed containerd is too old for the minor', () => {
+    const config = rewritten('containerd-v3-2.2-default.toml', '')
+    const check = (have: string) =>
+      ok(`pkg_installed() { [[ $1 == containerd ]]; }; unit_active() { return 0; }; kubeadm_pause_image() { :; }; check_containerd`, {...withPath(containerd), HAVE: have, CONTAINERD_CONFIG: config, REGISTRY: ''})
+    expect(check('v2.2.1')).toBe(true)
+    expect(check('v2.1.9')).toBe(false)
+    expect(check('')).toBe(false)
   })
 })
 
@@ -137,7 +181,8 @@ describe('k8s.sh containerd_registry_ok (the CRI plugin reads hosts.toml from ce
 
 describe('k8s.sh check_containerd', () => {
   // The package and the unit are stubbed; the config file and kubeadm's pause image are real inputs.
-  const stubs = (pause: string) => `pkg_installed() { [[ $1 == containerd ]]; }; unit_active() { return 0; }; kubeadm_pause_image() { printf '%s' '${pause}'; };`
+  const stubs = (pause: string) =>
+    `pkg_installed() { [[ $1 == containerd ]]; }; containerd_installed_version() { printf 'v2.2.1'; }; unit_active() { return 0; }; kubeadm_pause_image() { printf '%s' '${pause}'; };`
   const env = (config: string) => ({CONTAINERD_CONFIG: config, REGISTRY: ''})
   it('passes on the written config once its sandbox is the pause image of the installed kubeadm', () => {
     const config = rewritten('containerd-v3-2.2-default.toml', 'registry.k8s.io/pause:3.10.1')
@@ -163,7 +208,7 @@ describe('k8s.sh hosts_toml_text (registry trust for the GitLab registry)', () =
 
 describe('k8s.sh kube_repo', () => {
   it('the source line is the one kubernetes.io documents for the minor (signed-by the downloaded key)', () => {
-    expect(bash('kube_list_text').stdout).toBe('deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /')
+    expect(bash('kube_list_text').stdout).toBe('deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /')
   })
   it('armored_key accepts an ASCII-armored key and refuses a page a proxy answered with', () => {
     expect(ok(`armored_key ${fx('apt-key-armored.asc')}`)).toBe(true)
@@ -189,49 +234,49 @@ case "$2" in *Status*) printf 'install ok installed' ;; *Version*) printf '%s' "
   const held = tmp('held')
   writeFileSync(held, 'kubeadm\nkubectl\nkubelet\n')
   const env = (v: string) => ({...withPath(dpkg, aptMark, systemctl), VERSIONS: versions(v), HELD: held})
-  const at135 = 'kubelet 1.35.0-1.1\nkubeadm 1.35.0-1.1\nkubectl 1.35.0-1.1\n'
+  const at136 = 'kubelet 1.36.0-1.1\nkubeadm 1.36.0-1.1\nkubectl 1.36.0-1.1\n'
   const stubs = (candidate: string, initialised: boolean) =>
     `apt_candidate() { printf '%s' '${candidate}'; }; apt_install() { echo "apt_install $*" >> ${log}; }; cluster_initialised() { ${initialised ? 'return 0' : 'return 1'}; };`
 
-  it('check: all three at 1.35.x and held', () => {
-    expect(ok('check_kube_packages', env(at135))).toBe(true)
+  it('check: all three at 1.36.x and held', () => {
+    expect(ok('check_kube_packages', env(at136))).toBe(true)
   })
   it('check: fails when one package is of another minor, or missing, or not held', () => {
-    expect(ok('check_kube_packages', env(at135.replace('kubectl 1.35.0', 'kubectl 1.34.2')))).toBe(false)
-    expect(ok('check_kube_packages', env('kubelet 1.35.0-1.1\nkubeadm 1.35.0-1.1\n'))).toBe(false)
-    expect(ok('check_kube_packages', {...env(at135), HELD: fx('nope')})).toBe(false)
+    expect(ok('check_kube_packages', env(at136.replace('kubectl 1.36.0', 'kubectl 1.35.2')))).toBe(false)
+    expect(ok('check_kube_packages', env('kubelet 1.36.0-1.1\nkubeadm 1.36.0-1.1\n'))).toBe(false)
+    expect(ok('check_kube_packages', {...env(at136), HELD: fx('nope')})).toBe(false)
   })
   it('installs the pinned versions of the minor (explicit, downgrade allowed) and holds them', () => {
     writeFileSync(log, '')
-    const r = bash(`${stubs('1.35.2-1.1', false)} do_kube_packages`, env(''))
+    const r = bash(`${stubs('1.36.2-1.1', false)} do_kube_packages`, env(''))
     expect(r.code, r.stderr).toBe(0)
     const calls = readFileSync(log, 'utf8')
-    expect(calls).toContain('apt_install --allow-downgrades kubelet=1.35.2-1.1 kubeadm=1.35.2-1.1 kubectl=1.35.2-1.1')
+    expect(calls).toContain('apt_install --allow-downgrades kubelet=1.36.2-1.1 kubeadm=1.36.2-1.1 kubectl=1.36.2-1.1')
     expect(calls).toMatch(/apt-mark unhold kubelet kubeadm kubectl[\s\S]*apt-mark hold kubelet kubeadm kubectl/)
   })
   it('already at the minor (a forced re-run): holds them without reinstalling (no newer kubelet patch)', () => {
     writeFileSync(log, '')
-    expect(bash(`${stubs('1.35.9-1.1', true)} do_kube_packages`, env(at135)).code).toBe(0)
+    expect(bash(`${stubs('1.36.9-1.1', true)} do_kube_packages`, env(at136)).code).toBe(0)
     const calls = readFileSync(log, 'utf8')
     expect(calls).not.toContain('apt_install')
     expect(calls).toContain('apt-mark hold kubelet kubeadm kubectl')
   })
   it('refuses to change the minor under an initialised cluster, naming the setting and kubeadm upgrade', () => {
     writeFileSync(log, '')
-    const r = bash(`${stubs('1.36.0-1.1', true)} do_kube_packages`, {...env(at135), K8S_VERSION: '1.36'})
+    const r = bash(`${stubs('1.37.0-1.1', true)} do_kube_packages`, {...env(at136), K8S_VERSION: '1.37'})
     expect(r.code).not.toBe(0)
-    expect(r.stderr).toMatch(/set up with kubeadm 1\.35\.0; services\.kubernetes\.version is now 1\.36.*kubeadm upgrade.*back to 1\.35 in autolabs\.yaml/)
+    expect(r.stderr).toMatch(/set up with kubeadm 1\.36\.0; services\.kubernetes\.version is now 1\.37.*kubeadm upgrade.*back to 1\.36 in autolabs\.yaml/)
     expect(readFileSync(log, 'utf8')).not.toContain('apt_install')
   })
   it("fails clearly when the minor's repository offers another version", () => {
-    const r = bash(`${stubs('1.34.2-1.1', false)} do_kube_packages`, env(''))
+    const r = bash(`${stubs('1.35.2-1.1', false)} do_kube_packages`, env(''))
     expect(r.code).not.toBe(0)
-    expect(r.stderr).toMatch(/pkgs\.k8s\.io v1\.35 offers no kubelet package \(candidate: 1\.34\.2-1\.1\)/)
+    expect(r.stderr).toMatch(/pkgs\.k8s\.io v1\.36 offers no kubelet package \(candidate: 1\.35\.2-1\.1\)/)
   })
 })
 
 describe('k8s.sh kubeadm_init', () => {
-  const kubeadm = fakeBin('kubeadm', '[[ "$1 $2 $3" == "version -o short" ]] && echo v1.35.0')
+  const kubeadm = fakeBin('kubeadm', '[[ "$1 $2 $3" == "version -o short" ]] && echo v1.36.0')
   it('the config file: kubeadm v1beta4 with the token, the advertise address, both networks and the systemd cgroup driver', () => {
     const r = bash('kubeadm_config_text', withPath(kubeadm))
     expect(r.code, r.stderr).toBe(0)
@@ -243,7 +288,7 @@ describe('k8s.sh kubeadm_init', () => {
     ])
     expect(dig(docs[0], 'bootstrapTokens', '0', 'token')).toBe(PARAMS.BOOTSTRAP_TOKEN)
     expect(dig(docs[0], 'localAPIEndpoint', 'advertiseAddress')).toBe(PARAMS.VM_IP)
-    expect(dig(docs[1], 'kubernetesVersion')).toBe('v1.35.0')
+    expect(dig(docs[1], 'kubernetesVersion')).toBe('v1.36.0')
     expect(dig(docs[1], 'networking')).toEqual({podSubnet: PARAMS.POD_CIDR, serviceSubnet: PARAMS.SERVICE_CIDR})
     expect(dig(docs[2], 'cgroupDriver')).toBe('systemd')
   })
@@ -330,26 +375,32 @@ if [[ -n $wo ]]; then printf '%s' "$code"; exit 0; fi
     const r = bash(`${stub} do_calico`, {...withPath(curl), ...env})
     return {...r, calls: readFileSync(calls, 'utf8').trim().split('\n')}
   }
-  it('v3.30+: operator-crds.yaml, then tigera-operator.yaml, both server-side, then the CRDs are waited for and the Installation applied', () => {
+  const base = (v = 'v3.32.1') => `https://raw.githubusercontent.com/projectcalico/calico/${v}/manifests`
+  it('v3.32+: v1_crd_projectcalico_org.yaml, then tigera-operator.yaml, both server-side, then the CRDs are waited for and the Installation applied', () => {
     const r = run()
     expect(r.code, r.stderr).toBe(0)
-    const base = 'https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests'
-    expect(r.calls[0]).toMatch(new RegExp(`^kubectl apply --server-side --force-conflicts -f \\S+ \\(# ${base}/operator-crds\\.yaml\\)$`))
-    expect(r.calls[1]).toMatch(new RegExp(`^kubectl apply --server-side --force-conflicts -f \\S+ \\(# ${base}/tigera-operator\\.yaml\\)$`))
+    expect(r.calls[0]).toMatch(new RegExp(`^kubectl apply --server-side --force-conflicts -f \\S+ \\(# ${base()}/v1_crd_projectcalico_org\\.yaml\\)$`))
+    expect(r.calls[1]).toMatch(new RegExp(`^kubectl apply --server-side --force-conflicts -f \\S+ \\(# ${base()}/tigera-operator\\.yaml\\)$`))
     expect(r.calls[2]).toBe('kubectl wait --for=condition=Established --timeout=120s crd/installations.operator.tigera.io crd/apiservers.operator.tigera.io')
     expect(r.calls[3]).toBe('kubectl apply -f -')
     expect(r.calls.join('\n')).not.toMatch(/kubectl create/)
   })
-  it('a release without operator-crds.yaml (before v3.30: CRDs inside tigera-operator.yaml) installs from tigera-operator.yaml alone', () => {
-    const r = run({CALICO_VERSION: 'v3.29.4', CODE_operator_crds_yaml: '404'})
+  it('a release before v3.32 (no v1_crd_projectcalico_org.yaml) takes its operator-crds.yaml', () => {
+    const r = run({CALICO_VERSION: 'v3.31.7', CODE_v1_crd_projectcalico_org_yaml: '404'})
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.calls[0]).toContain(`(# ${base('v3.31.7')}/operator-crds.yaml)`)
+    expect(r.calls[1]).toMatch(/tigera-operator\.yaml\)$/)
+  })
+  it('a release with neither CRD manifest installs from tigera-operator.yaml alone', () => {
+    const r = run({CALICO_VERSION: 'v3.26.4', CODE_v1_crd_projectcalico_org_yaml: '404', CODE_operator_crds_yaml: '404'})
     expect(r.code, r.stderr).toBe(0)
     expect(r.calls[0]).toMatch(/tigera-operator\.yaml\)$/)
-    expect(r.stderr).toMatch(/Calico v3\.29\.4 has no operator-crds\.yaml/)
+    expect(r.stderr).toMatch(/Calico v3\.26\.4 has neither v1_crd_projectcalico_org\.yaml nor operator-crds\.yaml/)
   })
   it('any other failure to download the CRDs is fatal and names the URL', () => {
-    const r = run({CODE_operator_crds_yaml: '503'})
+    const r = run({CODE_v1_crd_projectcalico_org_yaml: '503'})
     expect(r.code).not.toBe(0)
-    expect(r.stderr).toMatch(/cannot download https:\/\/raw\.githubusercontent\.com\/projectcalico\/calico\/v3\.31\.2\/manifests\/operator-crds\.yaml \(HTTP 503\)/)
+    expect(r.stderr).toContain(`cannot download ${base()}/v1_crd_projectcalico_org.yaml (HTTP 503)`)
     expect(readFileSync(calls, 'utf8')).toBe('')
   })
   it('the Installation carries the configured pod CIDR (not Calico’s 192.168.0.0/16)', () => {
