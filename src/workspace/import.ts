@@ -6,14 +6,14 @@
  * (writeFilesTogether): all or none.
  */
 import {existsSync} from 'node:fs'
-import {lstat, readFile} from 'node:fs/promises'
+import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {parse} from 'yaml'
 
 import {validateConfig} from '../config/load.js'
 import {UsageError, UserError} from '../errors.js'
 import {describeEnvironment, environmentOf, type EnvironmentIdentity, type OpenedArchive, sameEnvironment} from './archive.js'
-import {ensureDir, writeFilesTogether} from './fs.js'
+import {ensureDir, refuseSymlinkSync, writeFilesTogether} from './fs.js'
 import type {Workspace} from './workspace.js'
 
 export interface ImportResult {
@@ -30,15 +30,10 @@ async function configIdentity(source: string, text: string): Promise<Environment
   return environmentOf(config)
 }
 
-/** Refuses a path whose existing part is a symbolic link: the import must land in the workspace. */
-async function refuseLinks(root: string, rel: string): Promise<void> {
+/** Each folder on the way to `rel`, and the file itself, must not be a symbolic link: the import must land in the workspace. */
+function refuseLinks(root: string, rel: string): void {
   let cur = root
-  for (const seg of rel.split('/')) {
-    cur = path.join(cur, seg)
-    const st = await lstat(cur).catch(() => undefined)
-    if (!st) return
-    if (st.isSymbolicLink()) throw new UserError(`${cur} is a symbolic link: autolabs does not write workspace files through links.`, {suggestion: 'Replace the link with a real folder or file, then import again.'})
-  }
+  for (const seg of rel.split('/')) refuseSymlinkSync((cur = path.join(cur, seg)), 'the files a workspace import writes')
 }
 
 export async function importArchive(ws: Workspace, archive: OpenedArchive, opts: {force?: boolean} = {}): Promise<ImportResult> {
@@ -63,7 +58,7 @@ export async function importArchive(ws: Workspace, archive: OpenedArchive, opts:
   const unchanged: string[] = []
   const conflicts: string[] = []
   for (const f of files) {
-    await refuseLinks(ws.root, f.path)
+    refuseLinks(ws.root, f.path)
     const abs = path.join(ws.root, f.path)
     const current = await readFile(abs).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined
