@@ -583,11 +583,20 @@ class Session implements SshSession {
     }, opts.timeoutMs + 10_000)
 
     let stopped = false
+    let ended = false
     let stopGuard: NodeJS.Timeout | undefined
+    const sendStop = async () => {
+      // Sent again each second until the command has ended: a stop that came just as the
+      // channel opened can precede the command's `timeout` process.
+      for (let i = 0; stopCommand && !ended && i < STOP_GRACE_MS / 1000; i++) {
+        await this.runRaw(stopCommand, 'stop', {timeoutMs: 15_000}, new Log()).catch(() => undefined)
+        if (!ended) await new Promise((r) => setTimeout(r, 1000))
+      }
+    }
     const onStop = () => {
       stopped = true
       log.line(`# ${new Date().toISOString()} stopped: SIGTERM sent to the command`)
-      if (stopCommand) void this.runRaw(stopCommand, 'stop', {timeoutMs: 15_000}, new Log()).catch(() => undefined)
+      void sendStop()
       // Not ended by then (the stop could not be sent): stop reading and close the channel.
       stopGuard = setTimeout(() => {
         channel.resume()
@@ -605,6 +614,7 @@ class Session implements SshSession {
     else channel.end(opts.stdin)
 
     await finished
+    ended = true
     clearTimeout(guard)
     clearTimeout(stopGuard)
     opts.stop?.removeEventListener('abort', onStop)

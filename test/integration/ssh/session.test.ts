@@ -297,6 +297,16 @@ describe.skipIf(!avail.ok)(`SSH session against a real sshd (${avail.reason})`, 
     expect((await s.exec('echo alive', {stop: stop.signal})).stdout).toBe('alive\n')
   })
 
+  it('a stop that comes before the command has started still ends it (the stop is sent until it has ended)', async () => {
+    const s = await connect()
+    const marker = `autolabs-stop-${randomBytes(4).toString('hex')}`
+    const stop = new AbortController()
+    stop.abort()
+    const err = await s.exec(`exec -a ${marker} sleep 60`, {label: 'install redis', stop: stop.signal}).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SshStoppedError)
+    expect(execFileSync('bash', ['-c', `pgrep -f "^${marker}" || true`]).toString().trim()).toBe('')
+  })
+
   describe('dropped connections', () => {
     it('reports a connection lost in the middle of a command, then reconnects on the next exec', async () => {
       const s = await connect()
