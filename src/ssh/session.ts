@@ -631,7 +631,7 @@ class Session implements SshSession {
     const durationMs = Date.now() - started
     // GNU timeout exits 124 (TERM) or 137 (KILL after -k) when it had to stop the command.
     if ((exitCode === 124 || exitCode === 137) && durationMs >= opts.timeoutMs - 1000) timedOut = true
-    // ssh2 names the signal "SIGTERM"; the protocol (RFC 4254 6.10) says "TERM".
+    // ssh2 names the signal "SIGTERM" (lib/client.js, 1.17.0: `SIG${data.signal}`); the protocol (RFC 4254 6.10) says "TERM".
     const signalName = exitSignal?.replace(/^SIG/, '')
     const code = exitCode ?? (signalName ? 128 + (SIGNALS[signalName] ?? 0) : 255)
     if (out.truncated) log.line(`# (stdout longer than ${max} bytes: only its tail was kept in memory)`)

@@ -107,6 +107,17 @@ function stopped(signal: StopSignal): InterruptedError {
   return new InterruptedError(`Interrupted (${signal}): stopped at a safe point; nothing was started after the signal. Run the command again to continue.`, signal)
 }
 
+/**
+ * A closed terminal or pipe fails every later write to it: EIO after a hang-up (the SIGHUP of a
+ * closed terminal or a dropped SSH session), EPIPE when the reader went away. Unhandled, that
+ * error would end the process at its next line of output, in the middle of a step, before
+ * anything is recorded or cleaned up; the output is lost either way, so the command goes on to
+ * its safe point instead.
+ */
+export function ignoreClosedOutput(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EIO' && err.code !== 'EPIPE') throw err
+}
+
 /** Install the handlers (BaseCommand.init). Idempotent. */
 export function installSignalHandlers(): void {
   if (handlers.size > 0) return
@@ -115,6 +126,8 @@ export function installSignalHandlers(): void {
     handlers.set(sig, h)
     process.on(sig, h)
   }
+  process.stdout.on('error', ignoreClosedOutput)
+  process.stderr.on('error', ignoreClosedOutput)
   process.once('exit', removeLiveTemps)
 }
 
@@ -132,6 +145,8 @@ export function acknowledgeInterrupt(): void {
 export function resetInterrupts(): void {
   for (const [sig, h] of handlers) process.off(sig, h)
   handlers.clear()
+  process.stdout.off('error', ignoreClosedOutput)
+  process.stderr.off('error', ignoreClosedOutput)
   stopHooks.clear()
   interrupts.removeAllListeners()
   controller = new AbortController()

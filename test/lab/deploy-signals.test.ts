@@ -1,6 +1,7 @@
 import {spawn} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
+import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -14,7 +15,9 @@ import {BIN, describeRun, labWorkspace, runDeploy, statuses, type DeployRun} fro
 //   1. SIGTERM twice: stopped at once — the step's processes on the VM are ended, not orphaned;
 //      the step is not recorded as done.
 //   2. SIGINT once: the running step finishes and is recorded; nothing after it starts.
-//   3. deploy again: everything done, the interrupted step reported done (unchanged).
+//   3. the terminal closes (a dropped SSH session to the admin's machine): SIGHUP, and every
+//      later write to the terminal fails; the forced step still finishes and is recorded.
+//   4. deploy again: everything done, the interrupted step reported done (unchanged).
 const avail = labAvailable()
 const SUBNET = 160
 const IP = `10.99.${SUBNET}.20`
@@ -48,24 +51,17 @@ async function deployWithSignals(ws: Workspace, m: LabMachine, signals: NodeJS.S
   void exited.then(() => (done = true))
   const killer = setTimeout(() => child.kill('SIGKILL'), 600_000)
 
-  let signalled = false
-  const log = ws.logFile(VM, 'base-packages.log')
-  const until = Date.now() + 300_000
-  while (!done && Date.now() < until) {
-    // The step's log exists (its command started) and apt-get runs on the machine.
-    if (existsSync(log) && (await m.exec('pgrep -x apt-get >/dev/null')).code === 0) {
-      const answers = ['Waiting for the running step to finish', 'received again: stopping at once']
-      for (const [i, sig] of signals.entries()) {
-        if (i > 0) {
-          const bound = Date.now() + 10_000
-          while (!stderr.includes(answers[i - 1]) && !done && Date.now() < bound) await new Promise((r) => setTimeout(r, 20))
-        }
-        child.kill(sig)
+  // The step's log exists (its command started) and apt-get runs on the machine.
+  const signalled = await untilAptRuns(m, ws.logFile(VM, 'base-packages.log'), () => done)
+  if (signalled) {
+    const answers = ['Waiting for the running step to finish', 'received again: stopping at once']
+    for (const [i, sig] of signals.entries()) {
+      if (i > 0) {
+        const bound = Date.now() + 10_000
+        while (!stderr.includes(answers[i - 1]) && !done && Date.now() < bound) await new Promise((r) => setTimeout(r, 20))
       }
-      signalled = true
-      break
+      child.kill(sig)
     }
-    await new Promise((r) => setTimeout(r, 100))
   }
   const exitCode = await exited
   clearTimeout(killer)
@@ -78,9 +74,54 @@ async function deployWithSignals(ws: Workspace, m: LabMachine, signals: NodeJS.S
   return {exitCode, stdout, stderr, ms: Date.now() - t0, error, signalled}
 }
 
+/** Waits (bounded) until apt-get runs on the machine, i.e. the packages step is in its slow part. */
+async function untilAptRuns(m: LabMachine, log: string, over: () => boolean): Promise<boolean> {
+  const until = Date.now() + 300_000
+  while (!over() && Date.now() < until) {
+    if (existsSync(log) && (await m.exec('pgrep -x apt-get >/dev/null')).code === 0) return true
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return false
+}
+
+/** A process that has ended (or is a zombie nobody reaps: its parent was killed). */
+function gone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? true
+  } catch {
+    return true
+  }
+}
+
+/**
+ * `autolabs deploy --force` on a terminal (script(1) gives it one); once apt-get runs on the
+ * machine the terminal is closed — `script` killed, as when the SSH session to the admin's
+ * machine drops — and the CLI, which got SIGHUP, is waited for (bounded).
+ */
+async function deployHungUp(ws: Workspace, m: LabMachine): Promise<{hungUp: boolean; ended: boolean; at: number}> {
+  const pidFile = path.join(ws.root, 'deploy.pid')
+  const term = spawn('script', ['-qec', `sh -c 'echo $$ > ${pidFile}; exec node ${BIN} deploy --dir ${ws.root} ${ONLY.join(' ')} --force'`, '/dev/null'], {
+    env: {PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', TERM: 'xterm'},
+    stdio: ['pipe', 'ignore', 'ignore'],
+  })
+  let over = false
+  term.on('exit', () => (over = true))
+  const hungUp = await untilAptRuns(m, ws.logFile(VM, 'base-packages.log'), () => over)
+  const at = Date.now()
+  const pid = Number(readFileSync(pidFile, 'utf8').trim())
+  term.kill('SIGKILL')
+  const until = Date.now() + 300_000
+  while (!gone(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 200))
+  return {hungUp, ended: gone(pid), at}
+}
+
 async function recordedSteps(ws: Workspace): Promise<string[]> {
-  const state = JSON.parse(await readFile(ws.stateFile, 'utf8')) as {steps?: Record<string, Record<string, unknown>>}
-  return Object.keys(state.steps?.[VM] ?? {})
+  return Object.keys((await stepRecords(ws)) ?? {})
+}
+
+async function stepRecords(ws: Workspace): Promise<Record<string, {finishedAt: string}> | undefined> {
+  const state = JSON.parse(await readFile(ws.stateFile, 'utf8')) as {steps?: Record<string, Record<string, {finishedAt: string}>>}
+  return state.steps?.[VM]
 }
 
 /** Nothing of a step is left on the machine: no stage script, apt or dpkg process, no lock held, no parameter file. */
@@ -107,6 +148,10 @@ describe.skipIf(!avail.ok)(`deploy: stop signals during a step over SSH${avail.o
   let interrupted: SignalledRun
   let interruptedSteps: string[]
   let interruptedLog: string
+  let hangUp: {hungUp: boolean; ended: boolean; at: number}
+  let hangUpRecords: Record<string, {finishedAt: string}> | undefined
+  let hangUpLog: string
+  let leftAfterHangUp: Promise<void>
   let last: DeployRun
 
   beforeAll(async () => {
@@ -124,6 +169,12 @@ describe.skipIf(!avail.ok)(`deploy: stop signals during a step over SSH${avail.o
     interrupted = await deployWithSignals(ws, m, ['SIGINT'])
     interruptedSteps = await recordedSteps(ws)
     interruptedLog = await readFile(ws.logFile(VM, 'base-packages.log'), 'utf8').catch(() => '')
+
+    hangUp = await deployHungUp(ws, m)
+    hangUpRecords = await stepRecords(ws)
+    hangUpLog = await readFile(ws.logFile(VM, 'base-packages.log'), 'utf8').catch(() => '')
+    leftAfterHangUp = expectNothingLeftRunning(m)
+    await leftAfterHangUp.catch(() => undefined)
 
     last = await runDeploy(ws, ONLY)
   }, 900_000)
@@ -179,6 +230,17 @@ describe.skipIf(!avail.ok)(`deploy: stop signals during a step over SSH${avail.o
     expect(pkgs.stdout.trim().split('\n')).toEqual(['gnupg install ok installed', 'qemu-guest-agent install ok installed', 'ufw install ok installed'])
     expect((await m.exec('dpkg --audit')).stdout.trim()).toBe('')
     await expectNothingLeftRunning(m)
+  })
+
+  it('the terminal closed while the step runs (SIGHUP, output lost): the step still finishes and is recorded, and the CLI cleans up and ends', async () => {
+    expect(hangUp.hungUp, 'apt-get never ran on the machine').toBe(true)
+    expect(hangUp.ended, 'the CLI is still running 5 min after the hang-up').toBe(true)
+    // Recorded anew by this (forced) run, after the hang-up.
+    expect(Date.parse(hangUpRecords?.[STEP]?.finishedAt ?? '')).toBeGreaterThan(hangUp.at)
+    expect(Object.keys(hangUpRecords ?? {})).toEqual(['base/wait_boot', 'base/apt_proxy', STEP])
+    const thisRun = hangUpLog.slice(hangUpLog.lastIndexOf(`${VM}: ${STEP} (forced) (sudo)`))
+    expect(thisRun).toMatch(/^AUTOLABS_STEP packages changed\n# exit 0 after [\d.]+ s\n$/m)
+    await leftAfterHangUp
   })
 
   it('deploy again completes everything and reports the interrupted step done', () => {

@@ -1,7 +1,7 @@
 import {afterEach, describe, expect, it, vi} from 'vitest'
 
 import {InterruptedError} from '../../../src/errors.js'
-import {checkpoint, interruptedBy, onStopAtOnce, receive, resetInterrupts, STOP_AT_ONCE_MS, stoppingAtOnce} from '../../../src/util/interrupt.js'
+import {checkpoint, ignoreClosedOutput, installSignalHandlers, interruptedBy, onStopAtOnce, receive, resetInterrupts, STOP_AT_ONCE_MS, stoppingAtOnce} from '../../../src/util/interrupt.js'
 
 // The stop-signal state machine: the first signal marks the run, the second stops at once —
 // after what registered with onStopAtOnce has stopped (bounded) — and a third does not wait.
@@ -80,5 +80,13 @@ describe('stop signals', () => {
     receive('SIGINT', {exit})
     expect(stop).not.toHaveBeenCalled()
     expect(exit).toHaveBeenCalledWith(130)
+  })
+
+  it('a write to a closed terminal or pipe (EIO after a hang-up, EPIPE) does not end the process; other write errors still do', () => {
+    installSignalHandlers()
+    const err = (code: string) => Object.assign(new Error(`write ${code}`), {code})
+    expect(() => process.stderr.emit('error', err('EIO'))).not.toThrow()
+    expect(() => process.stdout.emit('error', err('EPIPE'))).not.toThrow()
+    expect(() => ignoreClosedOutput(err('ENOSPC'))).toThrow('write ENOSPC')
   })
 })
