@@ -463,20 +463,29 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
 
 const CONTINUE = 'Run `autolabs deploy` again to continue where it stopped: finished steps are checked, not redone.'
 
-/** Where a deploy stopped by a signal stopped: per VM the steps done, the one stopped on the VM, the ones not started. */
-function interruptionReport(contexts: VmContext[], signal: string): {message: string; vms: Record<string, {done: string[]; stopped: string[]; notStarted: string[]}>} {
-  const vms: Record<string, {done: string[]; stopped: string[]; notStarted: string[]}> = {}
+interface StopReport {
+  done: string[]
+  stopped: string[]
+  failed: string[]
+  notStarted: string[]
+}
+
+/** Where a deploy stopped by a signal stopped: per VM the steps done, stopped on the VM, failed (on their own), not started. */
+function interruptionReport(contexts: VmContext[], signal: string): {message: string; vms: Record<string, StopReport>} {
+  const vms: Record<string, StopReport> = {}
   const lines: string[] = []
   for (const c of contexts) {
-    const v = {done: [] as string[], stopped: [] as string[], notStarted: [] as string[]}
+    const v: StopReport = {done: [], stopped: [], failed: [], notStarted: []}
     for (const s of c.result.steps) {
       if (s.status === 'changed' || s.status === 'unchanged') v.done.push(s.id)
       else if (c.runs.get(s.id)?.thrown instanceof SshStoppedError) v.stopped.push(s.id)
+      else if (s.status === 'failed' && !(c.runs.get(s.id)?.thrown instanceof InterruptedError)) v.failed.push(s.id)
       else v.notStarted.push(s.id)
     }
     vms[c.vm.name] = v
     const parts = [v.done.length > 0 ? `finished ${v.done.length} step${v.done.length > 1 ? 's' : ''}, the last ${v.done.at(-1)}` : 'no step finished']
     if (v.stopped.length > 0) parts.push(`stopped ${v.stopped.join(', ')} on the VM (SIGTERM): not recorded as done`)
+    for (const id of v.failed) parts.push(`${id} failed (${c.result.steps.find((s) => s.id === id)?.logPath ?? 'see its log'})`)
     if (v.notStarted.length > 0) parts.push(`not started: ${v.notStarted[0]}${v.notStarted.length > 1 ? ` and ${v.notStarted.length - 1} more` : ''}`)
     lines.push(`  ${c.vm.name}: ${parts.join('; ')}`)
   }

@@ -222,9 +222,21 @@ describe('deploy (orchestration over fake SSH sessions)', () => {
         'Interrupted (SIGINT): the running steps finished, nothing new was started.\n  database-vm: finished 3 steps, the last base/packages; not started: base/guest_agent and 12 more',
       )
       expect(e.suggestion).toMatch(/^Run `autolabs deploy` again to continue where it stopped/)
-      expect(e.detail).toEqual({vms: {'database-vm': {done: ['base/wait_boot', 'base/apt_proxy', 'base/packages'], stopped: [], notStarted: expect.arrayContaining(['base/guest_agent']) as unknown}}})
+      expect(e.detail).toEqual({vms: {'database-vm': {done: ['base/wait_boot', 'base/apt_proxy', 'base/packages'], stopped: [], failed: [], notStarted: expect.arrayContaining(['base/guest_agent']) as unknown}}})
       expect(events.at(-1)).toBe('database-vm end packages')
       expect(Object.keys((await state()).steps!['database-vm'])).toEqual(['base/wait_boot', 'base/apt_proxy', 'base/packages'])
+    })
+
+    it('a step that failed on its own meanwhile is reported as failed with its log, not as not started', async () => {
+      const {connect} = fakeConnect([], (vm, step) => {
+        if (vm !== 'gitlab-vm' || step !== 'packages') return {}
+        receive('SIGINT', {exit: () => undefined})
+        return {code: 1, stdout: '', stderr: 'AUTOLABS_ERROR apt broke\n'}
+      })
+      const err = (await deploy({ws, config, secrets, quiet: true, connect, scripts, only: ['gitlab-vm']}).catch((e: unknown) => e)) as InterruptedError
+      expect(err).toBeInstanceOf(InterruptedError)
+      expect(err.detail).toMatchObject({vms: {'gitlab-vm': {done: ['base/wait_boot', 'base/apt_proxy'], failed: ['base/packages'], stopped: []}}})
+      expect(err.message).toContain(`gitlab-vm: finished 2 steps, the last base/apt_proxy; base/packages failed (${ws.logFile('gitlab-vm', 'base-packages.log')}); not started: base/guest_agent and`)
     })
 
     it('a second signal stops the running step on the VM, records it as not done, removes the parameter file, then lets the process exit', async () => {
