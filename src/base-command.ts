@@ -3,7 +3,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {closest} from './ui/suggest.js'
 import {BugError, ConfigError, ExitCode, ExternalError, InterruptedError, isExpected, UserError} from './errors.js'
 import {printable} from './config/grammar.js'
-import {installSignalHandlers, interruptedBy} from './util/interrupt.js'
+import {installSignalHandlers, interruptedBy, stoppingAtOnce} from './util/interrupt.js'
 import {paint, reportError} from './ui/output.js'
 import {redact, redactDeep} from './util/redact.js'
 import {fileError, isFileSystemError} from './workspace/fs.js'
@@ -102,7 +102,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
     if (err instanceof InterruptedError) {
       exitCode = err.exitCode
+      // A second signal: the command already said where it stopped, and the process is exiting.
+      if (stoppingAtOnce()) return this.exit(exitCode)
       message = err.message
+      suggestion = err.suggestion
+      detail = err.detail ?? {}
     } else if (err?.name === 'ExitPromptError') {
       exitCode = ExitCode.interrupted
       message = 'Interrupted.'

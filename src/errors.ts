@@ -97,8 +97,18 @@ export class ExternalError extends Error {
 export class InterruptedError extends Error {
   readonly exitCode: number
   readonly signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP'
-  constructor(message = 'Interrupted.', signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP' = 'SIGINT') {
+  /** How to continue (e.g. the command to run again). */
+  readonly suggestion?: string
+  /** Where it stopped, for --json (e.g. deploy's steps per VM). */
+  readonly detail?: Record<string, unknown>
+  constructor(
+    message = 'Interrupted.',
+    signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP' = 'SIGINT',
+    opts: {suggestion?: string; detail?: Record<string, unknown>} = {},
+  ) {
     super(message)
+    this.suggestion = opts.suggestion
+    this.detail = opts.detail
     this.name = 'InterruptedError'
     this.signal = signal
     this.exitCode = {SIGINT: ExitCode.interrupted, SIGTERM: ExitCode.terminated, SIGHUP: ExitCode.hangup}[signal]

@@ -15,7 +15,9 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   static override summary = 'Run the deployment stages on the VMs over SSH; resumes where it stopped.'
   static override description = `Runs the stages on the three VMs at once (base on every VM, then database, gitlab or k8s), the steps of each VM in order. Every step checks on the VM whether its work is already done and acts only if not; finished steps are recorded in .autolabs/state.json with a hash of their inputs, so an interrupted deploy resumes and a changed setting re-runs only the steps it affects.
 
-A failure on one VM does not stop the others; the summary names the failed step, why, and its log (.autolabs/logs/<vm>/<stage>-<step>.log). Exit code 1 when a step failed.`
+A failure on one VM does not stop the others; the summary names the failed step, why, and its log (.autolabs/logs/<vm>/<stage>-<step>.log). Exit code 1 when a step failed.
+
+Ctrl+C (or SIGTERM/SIGHUP) lets the running steps finish, starts no new one and says where it stopped (exit 130/143/129); a second one stops the running steps on the VMs. Run deploy again to continue.`
 
   static override examples = [
     {description: 'Deploy everything (or resume):', command: '<%= config.bin %> <%= command.id %>'},

@@ -7,11 +7,11 @@ import {Listr, ListrLogger, ProcessOutput, type ListrTask} from 'listr2'
 import {DATABASES_STEP} from '../config/migrate.js'
 import {type Config, postgresUser, type Role} from '../config/schema.js'
 import {loadGitlabTls} from '../config/tls.js'
-import {BugError, ExternalError, UserError} from '../errors.js'
+import {BugError, ExternalError, InterruptedError, UserError} from '../errors.js'
 import {openSshAccess, type SshAccess, type SshAccessOptions} from '../ssh/access.js'
-import {connectSsh, type ConnectOptions, type SshSession, type SshTarget} from '../ssh/session.js'
+import {connectSsh, type ConnectOptions, type SshSession, SshStoppedError, type SshTarget} from '../ssh/session.js'
 import {DEFAULT_STEP_TIMEOUT_MS, dependenciesOf} from '../steps/stages.js'
-import {checkpoint} from '../util/interrupt.js'
+import {checkpoint, interruptedBy, interrupts, onStopAtOnce} from '../util/interrupt.js'
 import {redact, registerSecret} from '../util/redact.js'
 import {writeFileAtomic} from '../workspace/fs.js'
 import {registerSecrets, type Secrets} from '../workspace/secrets.js'
@@ -142,6 +142,8 @@ interface VmContext {
   ends: Map<string, Settled>
   /** Set once a step did not finish: why the VM's remaining steps do not run. */
   stopped?: string
+  /** The steps of the remote call in progress (what a stop signal waits for or stops). */
+  running?: string[]
 }
 
 /** A step's end as other VMs see it: finished, or why not. */
@@ -227,6 +229,27 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   }
   const hasDependencies = (s: PlannedStep) => dependenciesOf(s.key, config).length > 0
 
+  // A stop signal (src/util/interrupt.ts): the first lets the running steps finish and starts
+  // no new one; the second stops them on the VMs (SIGTERM to the step's processes) and exits
+  // once they have ended and the parameter files are removed.
+  const stopNow = new AbortController()
+  let stopAtOnceDone!: () => void
+  const stoppedAtOnce = new Promise<void>((resolve) => {
+    stopAtOnceDone = resolve
+  })
+  const runningSteps = () => contexts.flatMap((c) => (c.running ? [`${c.vm.name}: ${c.running.join(', ')}`] : []))
+  const onSignal = (count: number) => {
+    const running = runningSteps()
+    if (count === 1 && running.length > 0) process.stderr.write(`Waiting for the running step${running.length > 1 || running[0].includes(',') ? 's' : ''} to finish (${running.join('; ')}); send the signal again to stop ${running.length > 1 ? 'them' : 'it'} now.\n`)
+  }
+  interrupts.on('SIGINT', onSignal)
+  const unregister = onStopAtOnce(async () => {
+    const running = runningSteps()
+    if (running.length > 0) process.stderr.write(`Stopping ${running.join('; ')} on the VM${running.length > 1 ? 's' : ''} (SIGTERM).\n`)
+    stopNow.abort()
+    await stoppedAtOnce
+  })
+
   const renderer = chooseRenderer({quiet: opts.quiet, verbose: opts.verbose, isTTY: Boolean(process.stderr.isTTY)})
   const logger = new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})
 
@@ -296,6 +319,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
     try {
       // No new SSH command after a stop signal: the running steps finish, the next one does not start.
       checkpoint()
+      c.running = steps.map((x) => x.key)
       const out = await c.session!.exec(`bash ${REMOTE_STAGES}/${first.stage.script} "$@"`, {
         args: [...(force ? ['--force'] : []), REMOTE_ENV, ...steps.map((x) => x.step.id)],
         sudo: true,
@@ -304,10 +328,13 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
         label: `${steps.map((x) => x.key).join(' ')}${force ? ' (forced)' : ''}`,
         onStdout: (l) => onLine(l, true),
         onStderr: (l) => onLine(l, false),
+        stop: stopNow.signal,
       })
       code = out.code
     } catch (error) {
       thrown = error as Error
+    } finally {
+      c.running = undefined
     }
     steps.forEach((x, i) => {
       const parsed = parseStepOutput(lines[i].join('\n'), '', x.step.id)
@@ -346,6 +373,13 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       }
       const run = c.runs.get(s.key)
       if (!run) throw new BugError(`no outcome for ${s.key}`)
+      if (run.thrown instanceof InterruptedError) {
+        // The signal came before this step started: it is not a failure, only not run yet.
+        res.reason = 'not started: interrupted'
+        stopFrom(c, index, 'interrupted')
+        task.skip(`${prefix(c)}${s.step.title}: not started (interrupted)`)
+        return
+      }
       res.logPath = run.logPath
       res.durationMs = run.durationMs
       res.warnings = run.warnings.length > 0 ? run.warnings : undefined
@@ -401,9 +435,19 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       }),
     )
     if (ownAccess) await access?.close()
+    interrupts.off('SIGINT', onSignal)
+    unregister()
+    const signal = interruptedBy()
+    // A second signal ends the process from src/util/interrupt.ts: say here where it stopped.
+    if (signal && stopNow.signal.aborted) process.stderr.write(`${interruptionReport(contexts, signal).message}\n${CONTINUE}\n`)
+    stopAtOnceDone()
   }
-  // Stopped by a signal: the finished steps are recorded; report the stop, not failed steps.
-  checkpoint()
+  // Stopped by a signal: the finished steps are recorded; report where it stopped, not failed steps.
+  const signal = interruptedBy()
+  if (signal) {
+    const {message, vms} = interruptionReport(contexts, signal)
+    throw new InterruptedError(message, signal, {suggestion: CONTINUE, detail: {vms}})
+  }
 
   for (const c of contexts) {
     c.result.ok = c.result.steps.every((s) => s.status === 'changed' || s.status === 'unchanged')
@@ -415,6 +459,38 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   const vms: DeployResult['vms'] = {}
   for (const c of contexts) vms[c.vm.role] = c.result
   return {ok: contexts.every((c) => c.result.ok), durationMs: Date.now() - started, vms}
+}
+
+const CONTINUE = 'Run `autolabs deploy` again to continue where it stopped: finished steps are checked, not redone.'
+
+interface StopReport {
+  done: string[]
+  stopped: string[]
+  failed: string[]
+  notStarted: string[]
+}
+
+/** Where a deploy stopped by a signal stopped: per VM the steps done, stopped on the VM, failed (on their own), not started. */
+function interruptionReport(contexts: VmContext[], signal: string): {message: string; vms: Record<string, StopReport>} {
+  const vms: Record<string, StopReport> = {}
+  const lines: string[] = []
+  for (const c of contexts) {
+    const v: StopReport = {done: [], stopped: [], failed: [], notStarted: []}
+    for (const s of c.result.steps) {
+      if (s.status === 'changed' || s.status === 'unchanged') v.done.push(s.id)
+      else if (c.runs.get(s.id)?.thrown instanceof SshStoppedError) v.stopped.push(s.id)
+      else if (s.status === 'failed' && !(c.runs.get(s.id)?.thrown instanceof InterruptedError)) v.failed.push(s.id)
+      else v.notStarted.push(s.id)
+    }
+    vms[c.vm.name] = v
+    const parts = [v.done.length > 0 ? `finished ${v.done.length} step${v.done.length > 1 ? 's' : ''}, the last ${v.done.at(-1)}` : 'no step finished']
+    if (v.stopped.length > 0) parts.push(`stopped ${v.stopped.join(', ')} on the VM (SIGTERM): not recorded as done`)
+    for (const id of v.failed) parts.push(`${id} failed (${c.result.steps.find((s) => s.id === id)?.logPath ?? 'see its log'})`)
+    if (v.notStarted.length > 0) parts.push(`not started: ${v.notStarted[0]}${v.notStarted.length > 1 ? ` and ${v.notStarted.length - 1} more` : ''}`)
+    lines.push(`  ${c.vm.name}: ${parts.join('; ')}`)
+  }
+  const how = Object.values(vms).some((v) => v.stopped.length > 0) ? 'stopped at once' : 'the running steps finished, nothing new was started'
+  return {message: `Interrupted (${signal}): ${how}.\n${lines.join('\n')}`, vms}
 }
 
 async function uploadAssets(c: VmContext, scripts: StageScripts): Promise<void> {

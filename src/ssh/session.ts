@@ -33,6 +33,7 @@
  *   'closed' | 'other'); a changed host key is HostKeyChangedError (never retried). Only 'closed'
  *   (sshd dropped the connection before the login completed) is retried by connect itself (`handshake`).
  */
+import {randomBytes} from 'node:crypto'
 import {createWriteStream, mkdirSync, openSync, readFileSync, type WriteStream} from 'node:fs'
 import path from 'node:path'
 import {type Duplex, Readable, type Writable} from 'node:stream'
@@ -108,6 +109,13 @@ export interface ExecOptions {
   check?: boolean
   /** Bound on buffered stdout/stderr (the tail is kept). Default 16 MiB each. */
   maxBuffer?: number
+  /**
+   * Aborted: the remote command is stopped and exec throws SshStoppedError once it has ended.
+   * A second command on the connection sends SIGTERM to the command's `timeout`, which passes
+   * it to every process of the command and sends SIGKILL 5 s later. (Not the SSH "signal"
+   * request: OpenSSH 9.2 ignores it for a command under sudo or not — tried on Debian 12.)
+   */
+  stop?: AbortSignal
 }
 
 export interface ExecResult {
@@ -171,6 +179,20 @@ export class SshConnectionLostError extends ExternalError {
     this.name = 'SshConnectionLostError'
   }
 }
+
+export class SshStoppedError extends ExternalError {
+  constructor(target: SshTarget, label: string, logPath?: string) {
+    super(`"${label}" on ${target.name} was stopped (SIGTERM sent to it on the VM).`, {
+      command: label,
+      logPath,
+      suggestion: 'Run the command again: finished steps are skipped and the stopped one is re-run.',
+    })
+    this.name = 'SshStoppedError'
+  }
+}
+
+/** How long a stopped command may take to end (`timeout -k 5` kills it after 5 s) before its channel is closed from here. */
+const STOP_GRACE_MS = 10_000
 
 export class SshTimeoutError extends ExternalError {
   readonly timeoutMs: number
@@ -462,9 +484,11 @@ class Session implements SshSession {
   private async runRaw(
     command: string,
     label: string,
-    opts: ExecOptions & {timeoutMs: number},
+    /** stopCommand: how `stop` ends this command, run on a channel of its own. */
+    opts: ExecOptions & {timeoutMs: number; stopCommand?: string},
     log: Log,
-  ): Promise<ExecResult & {lost: boolean; timedOut: boolean}> {
+  ): Promise<ExecResult & {lost: boolean; timedOut: boolean; stopped: boolean}> {
+    const stopCommand = opts.stopCommand
     await this.ensureConnected()
     const started = Date.now()
     let channel: ClientChannel
@@ -558,6 +582,30 @@ class Session implements SshSession {
       channel.close()
     }, opts.timeoutMs + 10_000)
 
+    let stopped = false
+    let ended = false
+    let stopGuard: NodeJS.Timeout | undefined
+    const sendStop = async () => {
+      // Sent again each second until the command has ended: a stop that came just as the
+      // channel opened can precede the command's `timeout` process.
+      for (let i = 0; stopCommand && !ended && i < STOP_GRACE_MS / 1000; i++) {
+        await this.runRaw(stopCommand, 'stop', {timeoutMs: 15_000}, new Log()).catch(() => undefined)
+        if (!ended) await new Promise((r) => setTimeout(r, 1000))
+      }
+    }
+    const onStop = () => {
+      stopped = true
+      log.line(`# ${new Date().toISOString()} stopped: SIGTERM sent to the command`)
+      void sendStop()
+      // Not ended by then (the stop could not be sent): stop reading and close the channel.
+      stopGuard = setTimeout(() => {
+        channel.resume()
+        channel.close()
+      }, STOP_GRACE_MS)
+    }
+    if (opts.stop?.aborted) onStop()
+    else opts.stop?.addEventListener('abort', onStop, {once: true})
+
     if (opts.stdin === undefined) channel.end()
     else if (opts.stdin instanceof Readable) {
       opts.stdin.once('error', abort)
@@ -566,7 +614,10 @@ class Session implements SshSession {
     else channel.end(opts.stdin)
 
     await finished
+    ended = true
     clearTimeout(guard)
+    clearTimeout(stopGuard)
+    opts.stop?.removeEventListener('abort', onStop)
     outLines.end()
     errLines.end()
     if (sink) {
@@ -580,9 +631,20 @@ class Session implements SshSession {
     const durationMs = Date.now() - started
     // GNU timeout exits 124 (TERM) or 137 (KILL after -k) when it had to stop the command.
     if ((exitCode === 124 || exitCode === 137) && durationMs >= opts.timeoutMs - 1000) timedOut = true
-    const code = exitCode ?? (exitSignal ? 128 + (SIGNALS[exitSignal] ?? 0) : 255)
+    // ssh2 names the signal "SIGTERM" (lib/client.js, 1.17.0: `SIG${data.signal}`); the protocol (RFC 4254 6.10) says "TERM".
+    const signalName = exitSignal?.replace(/^SIG/, '')
+    const code = exitCode ?? (signalName ? 128 + (SIGNALS[signalName] ?? 0) : 255)
     if (out.truncated) log.line(`# (stdout longer than ${max} bytes: only its tail was kept in memory)`)
-    return {code, stdout: out.toString(), stderr: err.toString(), durationMs, stdoutBytes, lost: (lost || exitSignal === undefined) && exitCode === undefined && !timedOut, timedOut}
+    return {
+      code,
+      stdout: out.toString(),
+      stderr: err.toString(),
+      durationMs,
+      stdoutBytes,
+      lost: (lost || exitSignal === undefined) && exitCode === undefined && !timedOut && !stopped,
+      timedOut,
+      stopped,
+    }
   }
 
   async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
@@ -608,13 +670,23 @@ class Session implements SshSession {
         opts.cwd ? `cd ${shellQuote(opts.cwd)}` : '',
       ].filter(Boolean)
       const wrapped = prelude.length > 0 ? `${prelude.join('\n')}\n${body}` : body
+      const sudo = opts.sudo && this.target.user !== 'root' ? ['sudo', '-n', '--'] : []
+      // A stoppable command is named uniquely ($0), so that the stop finds its `timeout` alone.
+      const name = opts.stop ? `autolabs-${randomBytes(8).toString('hex')}` : 'autolabs'
       const argv = [
-        ...(opts.sudo && this.target.user !== 'root' ? ['sudo', '-n', '--'] : []),
+        ...sudo,
         'timeout', '-k', '5', `${Math.max(1, Math.ceil(timeoutMs / 1000))}`,
-        'bash', '-c', wrapped, 'autolabs', ...(envFile ? [envFile] : []), ...(opts.args ?? []),
+        'bash', '-c', wrapped, name, ...(envFile ? [envFile] : []), ...(opts.args ?? []),
       ]
       const command = argv.map(shellQuote).join(' ')
-      const r = await this.runRaw(command, label, {...opts, timeoutMs}, log)
+      // "[a]utolabs-…" matches the command's name but not the text of the stop command itself.
+      const stopCommand = opts.stop ? [...sudo, 'pkill', '-TERM', '-f', '--', `^timeout -k 5 [0-9]+ bash -c .*[a]${name.slice(1)}`].map(shellQuote).join(' ') : undefined
+      const r = await this.runRaw(command, label, {...opts, timeoutMs, stopCommand}, log)
+      // Stopped, unless it finished on its own before the signal reached it.
+      if (r.stopped && r.code !== 0) {
+        log.line(`# ended after ${formatDuration(r.durationMs)} (${r.code === 143 ? 'SIGTERM' : `exit ${r.code}`}): stopped`)
+        throw new SshStoppedError(this.target, label, opts.logFile)
+      }
       if (r.lost) {
         log.line(`# connection lost after ${formatDuration(r.durationMs)}`)
         throw new SshConnectionLostError(this.target, label, opts.logFile)
@@ -638,7 +710,7 @@ class Session implements SshSession {
           exitCode: 1,
         })
       }
-      const {lost: _l, timedOut: _t, ...result} = r
+      const {lost: _l, timedOut: _t, stopped: _s, ...result} = r
       return result
     } finally {
       if (cleanup.length > 0 && this.isConnected()) {

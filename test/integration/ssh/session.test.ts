@@ -10,7 +10,7 @@ import {afterAll, afterEach, beforeAll, beforeEach, describe, expect, it} from '
 
 import {ExternalError} from '../../../src/errors.js'
 import {forgetHost, HostKeyChangedError, HostKeyMismatchError} from '../../../src/ssh/known-hosts.js'
-import {connectSsh, SshConnectError, type SshSession, SshConnectionLostError, SshTimeoutError, type SshTarget} from '../../../src/ssh/session.js'
+import {connectSsh, SshConnectError, type SshSession, SshConnectionLostError, SshStoppedError, SshTimeoutError, type SshTarget} from '../../../src/ssh/session.js'
 import {registerSecret} from '../../../src/util/redact.js'
 import {type Sshd, sshdAvailable, startSshd} from '../../support/sshd/sshd.js'
 
@@ -271,6 +271,40 @@ describe.skipIf(!avail.ok)(`SSH session against a real sshd (${avail.reason})`, 
     expect(left).toBe('')
     // The session is still usable.
     expect((await s.exec('echo alive')).stdout).toBe('alive\n')
+  })
+
+  it('stops a running command and the processes it started on request: SIGTERM to its process group, then SshStoppedError', async () => {
+    const s = await connect()
+    const marker = `autolabs-stop-${randomBytes(4).toString('hex')}`
+    const logFile = path.join(dir, 'logs', 'database-vm', 'step.log')
+    const stop = new AbortController()
+    // A step's shape: a script that started a long child and waits for it.
+    const err = await s
+      .exec(`(exec -a ${marker} sleep 60) & echo started; wait`, {
+        label: 'install postgres',
+        logFile,
+        stop: stop.signal,
+        onStdout: (l) => {
+          if (l === 'started') stop.abort()
+        },
+      })
+      .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SshStoppedError)
+    expect((err as Error).message).toBe('"install postgres" on database-vm was stopped (SIGTERM sent to it on the VM).')
+    expect(execFileSync('bash', ['-c', `pgrep -f "^${marker}" || true`]).toString().trim()).toBe('')
+    expect(readFileSync(logFile, 'utf8')).toMatch(/# \S+ stopped: SIGTERM sent to the command\n# ended after [\d.]+ s \(SIGTERM\): stopped\n$/)
+    // A command that ends on its own is not affected by a stop that came after it.
+    expect((await s.exec('echo alive', {stop: stop.signal})).stdout).toBe('alive\n')
+  })
+
+  it('a stop that comes before the command has started still ends it (the stop is sent until it has ended)', async () => {
+    const s = await connect()
+    const marker = `autolabs-stop-${randomBytes(4).toString('hex')}`
+    const stop = new AbortController()
+    stop.abort()
+    const err = await s.exec(`exec -a ${marker} sleep 60`, {label: 'install redis', stop: stop.signal}).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SshStoppedError)
+    expect(execFileSync('bash', ['-c', `pgrep -f "^${marker}" || true`]).toString().trim()).toBe('')
   })
 
   describe('dropped connections', () => {

@@ -17,7 +17,7 @@
  *
  * - `subnet` is X in 10.99.X.0/24 and identifies the lab: use a different X in each test file
  *   (taken: 20 smoke, 21 ssh-readiness, 22 ssh-session, 23 cleanup, 40 deploy-database,
- *   45 scratch, 46 backup-status, 110 cloud-image, 111 cloud-ubuntu-like). The gateway (the host's bridge
+ *   45 scratch, 46 backup-status, 110 cloud-image, 111 cloud-ubuntu-like, 160 deploy-signals). The gateway (the host's bridge
  *   address) is .1; machines get .10, .11, ... unless `ip` is given.
  * - The rootfs is built once (debootstrap, ~1 min) into /var/cache/autolabs-lab/ and reused
  *   across runs; each machine runs on its own overlay over it (or an unpacked copy where overlayfs

@@ -97,6 +97,9 @@ export async function startSshd(opts: {maxSessions?: number} = {}): Promise<Sshd
       'PermitRootLogin prohibit-password',
       'LogLevel ERROR',
       `MaxSessions ${opts.maxSessions ?? 50}`,
+      // bash sources ~/.bashrc for a command from sshd only as a top-level shell (SHLVL < 2):
+      // this machine's own shell setup (e.g. a pyenv rehash waiting on its lock) stays out of the tests.
+      'SetEnv SHLVL=1',
       'MaxStartups 50',
       '',
     ].join('\n'),

@@ -7,7 +7,9 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {configSchema} from '../../../src/config/schema.js'
 import {deploy, formatDeploySummary, REMOTE_DIR} from '../../../src/deploy/run.js'
 import {readStageScripts} from '../../../src/deploy/plan.js'
-import type {ExecOptions, ExecResult, SshSession, SshTarget} from '../../../src/ssh/session.js'
+import {InterruptedError} from '../../../src/errors.js'
+import {type ExecOptions, type ExecResult, type SshSession, SshStoppedError, type SshTarget} from '../../../src/ssh/session.js'
+import {receive, resetInterrupts} from '../../../src/util/interrupt.js'
 import {generateSecrets} from '../../../src/workspace/secrets.js'
 import type {State} from '../../../src/workspace/state.js'
 import {Workspace} from '../../../src/workspace/workspace.js'
@@ -23,7 +25,7 @@ interface Call {
 /** `holdUntil`: the step does not end before this holds (polled, at most 5 s), so ordering is decided by events, not by timing. */
 type Behaviour = {code?: number; stdout?: string; stderr?: string; throws?: Error; holdUntil?: () => boolean}
 
-function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: boolean) => Behaviour, events: string[] = [], refuse: string[] = []) {
+function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: boolean) => Behaviour, events: string[] = [], refuse: string[] = [], scripts: string[] = []) {
   const uploads: Record<string, Record<string, {content: string; mode: number}>> = {}
   const batches: string[][] = []
   const connect = async (target: SshTarget): Promise<SshSession> => {
@@ -36,6 +38,7 @@ function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: bo
       firstContact: false,
       async exec(_script: string, opts: ExecOptions = {}): Promise<ExecResult> {
         const args = opts.args ?? []
+        scripts.push(_script)
         if (args.length === 0) {
           const stdout = _script.includes('/etc/kubernetes/admin.conf') ? `apiVersion: v1\nclusters: [{cluster: {server: 'https://${target.host}:6443'}}]\n` : ''
           return {code: 0, stdout, stderr: '', durationMs: 1, stdoutBytes: 0}
@@ -50,7 +53,14 @@ function fakeConnect(calls: Call[], behave: (vm: string, step: string, force: bo
           calls.push({vm: target.name, step, force})
           events.push(`${target.name} start ${step}`)
           const b = behave(target.name, step, force)
-          for (let i = 0; b.holdUntil && !b.holdUntil() && i < 500; i++) await new Promise((r) => setTimeout(r, 10))
+          for (let i = 0; b.holdUntil && !b.holdUntil() && i < 500; i++) {
+            // As the real session does: a stop ends the command and exec throws.
+            if (opts.stop?.aborted) {
+              events.push(`${target.name} stopped ${step}`)
+              throw new SshStoppedError(target, opts.label ?? step, opts.logFile)
+            }
+            await new Promise((r) => setTimeout(r, 10))
+          }
           events.push(`${target.name} end ${step}`)
           if (b.throws) throw b.throws
           const out = b.stdout ?? `AUTOLABS_STEP ${step} ${force ? 'changed' : 'unchanged'}\n`
@@ -189,6 +199,73 @@ describe('deploy (orchestration over fake SSH sessions)', () => {
   it('an unreadable SSH key is a user error naming ssh.privateKeyFile', async () => {
     const c = configSchema.parse({ssh: {privateKeyFile: 'missing-key'}})
     await expect(deploy({ws, config: c, secrets, quiet: true, connect: fakeConnect([], () => ({})).connect, scripts})).rejects.toThrow(/missing-key cannot be read/)
+  })
+
+  describe('stop signals (src/util/interrupt.ts)', () => {
+    afterEach(() => resetInterrupts())
+
+    it('the first signal lets the running step finish and be recorded, starts nothing after it, and says where it stopped', async () => {
+      const events: string[] = []
+      let signalled = false
+      const {connect} = fakeConnect([], (_vm, step) => {
+        if (step !== 'packages') return {}
+        // The signal arrives while packages runs on the VM.
+        receive('SIGINT', {exit: () => undefined})
+        signalled = true
+        return {holdUntil: () => signalled, stdout: 'AUTOLABS_STEP packages changed\n'}
+      }, events)
+      const err = await deploy({ws, config, secrets, quiet: true, connect, scripts, only: ['database-vm']}).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(InterruptedError)
+      const e = err as InterruptedError
+      expect(e.exitCode).toBe(130)
+      expect(e.message).toBe(
+        'Interrupted (SIGINT): the running steps finished, nothing new was started.\n  database-vm: finished 3 steps, the last base/packages; not started: base/guest_agent and 12 more',
+      )
+      expect(e.suggestion).toMatch(/^Run `autolabs deploy` again to continue where it stopped/)
+      expect(e.detail).toEqual({vms: {'database-vm': {done: ['base/wait_boot', 'base/apt_proxy', 'base/packages'], stopped: [], failed: [], notStarted: expect.arrayContaining(['base/guest_agent']) as unknown}}})
+      expect(events.at(-1)).toBe('database-vm end packages')
+      expect(Object.keys((await state()).steps!['database-vm'])).toEqual(['base/wait_boot', 'base/apt_proxy', 'base/packages'])
+    })
+
+    it('a step that failed on its own meanwhile is reported as failed with its log, not as not started', async () => {
+      const {connect} = fakeConnect([], (vm, step) => {
+        if (vm !== 'gitlab-vm' || step !== 'packages') return {}
+        receive('SIGINT', {exit: () => undefined})
+        return {code: 1, stdout: '', stderr: 'AUTOLABS_ERROR apt broke\n'}
+      })
+      const err = (await deploy({ws, config, secrets, quiet: true, connect, scripts, only: ['gitlab-vm']}).catch((e: unknown) => e)) as InterruptedError
+      expect(err).toBeInstanceOf(InterruptedError)
+      expect(err.detail).toMatchObject({vms: {'gitlab-vm': {done: ['base/wait_boot', 'base/apt_proxy'], failed: ['base/packages'], stopped: []}}})
+      expect(err.message).toContain(`gitlab-vm: finished 2 steps, the last base/apt_proxy; base/packages failed (${ws.logFile('gitlab-vm', 'base-packages.log')}); not started: base/guest_agent and`)
+    })
+
+    it('a second signal stops the running step on the VM, records it as not done, removes the parameter file, then lets the process exit', async () => {
+      const events: string[] = []
+      const ran: string[] = []
+      const exits: number[] = []
+      const exit = (code: number) => {
+        events.push('exit')
+        exits.push(code)
+      }
+      const {connect} = fakeConnect([], (_vm, step) => {
+        if (step !== 'packages') return {}
+        receive('SIGTERM', {exit})
+        receive('SIGTERM', {exit})
+        return {holdUntil: () => false}
+      }, events, [], ran)
+      const err = await deploy({ws, config, secrets, quiet: true, connect, scripts, only: ['database-vm']}).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(InterruptedError)
+      expect((err as InterruptedError).message).toBe(
+        'Interrupted (SIGTERM): stopped at once.\n  database-vm: finished 2 steps, the last base/apt_proxy; stopped base/packages on the VM (SIGTERM): not recorded as done; not started: base/guest_agent and 12 more',
+      )
+      expect((err as InterruptedError).detail).toMatchObject({vms: {'database-vm': {stopped: ['base/packages']}}})
+      // The process exits (code 143) only after the step was stopped and the secrets file removed.
+      await new Promise((r) => setImmediate(r))
+      expect(exits).toEqual([143])
+      expect(events.slice(-2)).toEqual(['database-vm stopped packages', 'exit'])
+      expect(ran.at(-1)).toBe(`rm -f ${REMOTE_DIR}/params.env`)
+      expect(Object.keys((await state()).steps!['database-vm'])).toEqual(['base/wait_boot', 'base/apt_proxy'])
+    })
   })
 
   describe('steps that wait for steps on other VMs (DEPENDENCIES)', () => {
