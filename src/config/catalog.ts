@@ -85,14 +85,14 @@ export const VERSIONS = {
   bpgProvider: '~> 0.111.0',
   terraformMin: '1.5.0',
   postgres: 17,
-  redis: '7',
+  redis: '7.2', // redis.io supports 7.2 until 2029-12-01; '7' took Debian's/Ubuntu's 7.0, no longer supported
   gitlab: '19.6.0-ce.0',
   gitlabRunner: '19.6.0',
   kubernetes: '1.35',
   calico: 'v3.32.2', // tested by Tigera against Kubernetes 1.34–1.36 (v3.31: up to 1.34)
   /** F5 NGINX Ingress Controller (OSS), Helm chart / manifests version. */
   nginxIngress: '5.2.1',
-  seaweedfs: '3.97',
+  seaweedfs: '4.44', // tag 4.44, commit 3563738699f29fd1c9efde6fcbf4ba253439cac8, 2026-08-22
 } as const
 
 /** The design document's table: gitlab 4c/8G/100G, database 4c/8G/200G, k8s 4–16c/8–16G/200G. */
