@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage "database" (database-vm): PostgreSQL, Redis 7, SeaweedFS (S3).
+# Stage "database" (database-vm): PostgreSQL, Redis, SeaweedFS (S3).
 # Parameters (env file): VM_IP VM_SUBNET APT_PROXY PG_VERSION PG_WAL_ARCHIVE(true|false) PG_MAX_CONNECTIONS
 # PG_DATABASES ("autolabs zitadel gitlab") PG_USER__<db, "-" as "_"> PG_PASSWORD__<db> REDIS_VERSION
 # REDIS_PASSWORD SEAWEEDFS_VERSION SEAWEEDFS_SHA256 S3_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKETS
@@ -203,15 +203,16 @@ SQL
   done
 }
 
-# --- redis_install: Redis 7 pinned ---------------------------------------------------------
+# --- redis_install: the pinned Redis minor (REDIS_VERSION "7.2": any 7.2.x) -----------------
 REDIS_LIST=/etc/apt/sources.list.d/redis.list
 REDIS_KEY=/etc/apt/keyrings/redis.asc
 REDIS_PIN=/etc/apt/preferences.d/autolabs-redis
 
+# redis_version_matches VERSION: VERSION (a Debian version without its epoch, or redis-server's
+# own) is REDIS_VERSION or a release of it ("7.2" takes 7.2.7-1rl1~bookworm1, not 7.0.15).
+redis_version_matches() { [[ -n $1 && ($1 == "$REDIS_VERSION" || $1 == "$REDIS_VERSION".*) ]]; }
 redis_version_ok() {
-  local v
-  v=$(redis-server --version 2>/dev/null | grep -Eo 'v=[0-9.]+' | cut -d= -f2)
-  [[ -n $v ]] && [[ $v == "$REDIS_VERSION" || $v == "$REDIS_VERSION".* ]]
+  redis_version_matches "$(redis-server --version 2>/dev/null | grep -Eo 'v=[0-9.]+' | cut -d= -f2)"
 }
 check_redis_install() { pkg_installed redis-server && redis_version_ok; }
 do_redis_install() {
@@ -219,7 +220,8 @@ do_redis_install() {
   local cand
   cand=$(apt_candidate redis-server)
   cand=${cand#*:}
-  if [[ -z $cand || ! ($cand == "$REDIS_VERSION" || $cand == "$REDIS_VERSION".*) ]]; then
+  if ! redis_version_matches "$cand"; then
+    # Debian 12 and Ubuntu 24.04 ship 7.0.15, a line redis.io no longer supports.
     local url=https://packages.redis.io/deb codename
     codename=$(os_codename)
     log "this distribution offers redis-server ${cand:-none}; adding $url pinned to $REDIS_VERSION.x"
@@ -231,8 +233,12 @@ do_redis_install() {
     write_file "$REDIS_PIN" "$(printf 'Package: redis redis-server redis-tools\nPin: version 6:%s*\nPin-Priority: 1001' "$REDIS_VERSION")" 0644
     apt_update
   fi
+  # Held by an earlier run: a held package is never upgraded, so a new pin (7.0 -> 7.2) needs
+  # the hold lifted first; it is set again below.
+  apt-mark unhold redis-server redis-tools >/dev/null 2>&1 || true
   apt_install redis-server redis-tools
   apt-mark hold redis-server redis-tools >/dev/null
+  redis_version_ok || die "redis-server $(redis-server --version 2>/dev/null | grep -Eo 'v=[0-9.]+' | cut -d= -f2) is installed, not the configured $REDIS_VERSION (services.redis.version): check apt-cache policy redis-server"
 }
 
 # --- redis_config: requirepass, bind the VM address, protected mode ------------------------
@@ -274,13 +280,14 @@ do_redis_config() {
 
 # --- seaweedfs_install: pinned release, checksum verified ---------------------------------
 WEED_DIR=/opt/seaweedfs
+WEED_LINK=/usr/local/bin/weed
 weed_bin() { printf '%s/%s/weed' "$WEED_DIR" "$SEAWEEDFS_VERSION"; }
 check_seaweedfs_install() {
-  [[ -x $(weed_bin) ]] && [[ $(readlink -f /usr/local/bin/weed) == "$(weed_bin)" ]] &&
+  [[ -x $(weed_bin) ]] && [[ $(readlink -f "$WEED_LINK") == "$(weed_bin)" ]] &&
     "$(weed_bin)" version 2>/dev/null | grep -q "$SEAWEEDFS_VERSION"
 }
 do_seaweedfs_install() {
-  local arch url tmp got
+  local arch url tmp got md5 previous
   arch=$(dpkg --print-architecture)
   url="https://github.com/seaweedfs/seaweedfs/releases/download/$SEAWEEDFS_VERSION/linux_${arch}.tar.gz"
   require_reachable "$url"
@@ -290,17 +297,25 @@ do_seaweedfs_install() {
     got=$(sha256sum "$tmp/weed.tar.gz" | cut -d' ' -f1)
     [[ $got == "$SEAWEEDFS_SHA256" ]] || die "SeaweedFS download $url has SHA-256 $got, expected the pinned $SEAWEEDFS_SHA256: refusing it"
   else
-    # No pinned SHA-256 for this release: verify against the MD5 the release publishes
-    # (catches corruption and truncation, not a compromised release page).
+    # SeaweedFS publishes an .md5 beside each archive and no SHA-256 (its release workflow,
+    # go-release-action: md5sum on, sha256sum off). It comes from the same release page, so
+    # it catches a damaged or truncated download, not a tampered release.
     fetch "$url.md5" "$tmp/weed.tar.gz.md5"
     got=$(md5sum "$tmp/weed.tar.gz" | cut -d' ' -f1)
-    [[ $got == "$(awk '{print $1; exit}' "$tmp/weed.tar.gz.md5")" ]] || die "SeaweedFS download $url does not match its published MD5: refusing it"
-    warn "SeaweedFS $SEAWEEDFS_VERSION has no pinned SHA-256 in autolabs; verified against the release's published MD5 only"
+    md5=$(awk '{print $1; exit}' "$tmp/weed.tar.gz.md5")
+    [[ $got == "$md5" ]] || die "SeaweedFS download $url has MD5 $got, but the release's $url.md5 says ${md5:-nothing}: a damaged download; refusing it"
+    warn "SeaweedFS $SEAWEEDFS_VERSION: no SHA-256 pinned in autolabs; the download matches the MD5 published on the same release page (this catches a damaged download, not a tampered release)"
   fi
   install -d -m 0755 "$WEED_DIR/$SEAWEEDFS_VERSION"
   tar -xzf "$tmp/weed.tar.gz" -C "$tmp"
   install -m 0755 "$tmp/weed" "$(weed_bin)"
-  ln -sfn "$(weed_bin)" /usr/local/bin/weed
+  previous=$(readlink -f "$WEED_LINK" 2>/dev/null || true)
+  if [[ -n $previous && $previous != "$(weed_bin)" ]]; then
+    # An upgrade in place: the new release reads the old data directory (docs/versions.md,
+    # "SeaweedFS upgrades"); seaweedfs_config restarts the service onto it.
+    log "upgrading SeaweedFS in place: $previous -> $(weed_bin) (services.objectStorage.version $SEAWEEDFS_VERSION); the data in /var/lib/seaweedfs is kept, the old binary stays on disk"
+  fi
+  ln -sfn "$(weed_bin)" "$WEED_LINK"
   rm -rf "$tmp"
 }
 
@@ -311,6 +326,11 @@ s3_config_text() {
   printf '{"identities":[{"name":"autolabs","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' \
     "$S3_ACCESS_KEY" "$S3_SECRET_KEY"
 }
+# SeaweedFS 4.44's defaults that 3.97 did not have, switched off (weed/command/server.go @4.44):
+# -master.telemetry (on since 4.41) reports to telemetry.seaweedfs.com; -s3.port.iceberg (8181)
+# and -s3.port.lance (9101) are listeners the firewall does not open ("0 to disable");
+# -s3.autoCreateBucket creates a bucket on the first upload to a missing one (the platform's
+# buckets are made by seaweedfs_buckets, a typo in a bucket name must fail).
 weed_unit_text() {
   cat <<UNIT
 # Managed by autolabs.
@@ -322,7 +342,7 @@ Wants=network-online.target
 [Service]
 User=seaweedfs
 Group=seaweedfs
-ExecStart=/usr/local/bin/weed server -dir=/var/lib/seaweedfs -ip=$VM_IP -ip.bind=$VM_IP -volume.max=0 -s3 -s3.port=$S3_PORT -s3.config=$S3_CONFIG
+ExecStart=/usr/local/bin/weed server -dir=/var/lib/seaweedfs -ip=$VM_IP -ip.bind=$VM_IP -volume.max=0 -master.telemetry=false -s3 -s3.port=$S3_PORT -s3.config=$S3_CONFIG -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false
 Restart=on-failure
 LimitNOFILE=65536
 
@@ -348,10 +368,9 @@ do_seaweedfs_config() {
 }
 
 # --- seaweedfs_buckets: through the S3 API, signed with the generated keys -----------------
-# Not `weed shell`: with stdin and stdout piped it prints its "> " prompt before each answer
-# (its line-editing library, peterh/liner, falls back to printing the prompt when neither is a
-# terminal), so its output is no stable interface. The S3 API is what the platform uses, and a
-# signed request that succeeds also proves the access and secret key.
+# Not `weed shell`: its piped output is no stable interface (3.97 printed its "> " prompt before
+# each answer; 4.x prints none since upstream #8990, and s3.bucket.list gained columns). The S3
+# API is what the platform uses, and a signed request that succeeds also proves the keys.
 S3_REGION=us-east-1
 # s3_call HEAD|PUT BUCKET: prints the HTTP status (then the body's S3 error code, if any); the
 # keys reach curl in a config on stdin, never on its command line.

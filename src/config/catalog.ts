@@ -85,7 +85,7 @@ export const VERSIONS = {
   bpgProvider: '~> 0.111.0',
   terraformMin: '1.5.0',
   postgres: 17,
-  redis: '7',
+  redis: '7.2', // redis.io supports 7.2 until 2029-12-01; '7' took Debian's/Ubuntu's 7.0, no longer supported
   gitlab: '19.6.0-ce.0',
   gitlabRunner: '19.6.0',
   /** Supported until 2027-06-28; needs containerd 2.2+ (docs/versions.md has every source). */
@@ -93,7 +93,7 @@ export const VERSIONS = {
   calico: 'v3.32.1', // tested by Tigera against Kubernetes 1.34–1.36
   /** F5 NGINX Ingress Controller (OSS), manifests at this tag; tested by F5 with Kubernetes 1.29–1.36. */
   nginxIngress: '5.5.4',
-  seaweedfs: '3.97',
+  seaweedfs: '4.44', // tag 4.44, commit 3563738699f29fd1c9efde6fcbf4ba253439cac8, 2026-08-22
 } as const
 
 /** The design document's table: gitlab 4c/8G/100G, database 4c/8G/200G, k8s 4–16c/8–16G/200G. */

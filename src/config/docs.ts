@@ -56,7 +56,7 @@ export const FIELD_DOCS: Record<string, string> = {
   'services.postgres.databases': 'Databases, each owned by its own user with a generated password.',
   'services.postgres.users': 'Owner role per database where not `<database>_user` (the design document’s autolabs_user, zitadel_user, gitlab_user), e.g. {gitlab: gitlab}. Workspaces deployed before that default keep their names here.',
   'services.redis': 'Redis on database-vm.',
-  'services.redis.version': 'Redis 7 (pinned).',
+  'services.redis.version': 'Redis minor (pinned): any 7.2.x, from the distribution if it has one, else packages.redis.io.',
   'services.objectStorage': 'S3-compatible object storage on database-vm.',
   'services.objectStorage.engine': 'seaweedfs (MinIO community edition is archived).',
   'services.objectStorage.version': 'Pinned release.',

@@ -178,13 +178,13 @@ export const configSchema = z.strictObject({
         .prefault({}),
       redis: z
         .strictObject({
-          version: z.string().regex(/^7(\.\d+){0,2}$/, 'must be a Redis 7 version like 7 or 7.2 (Redis 7 is pinned by design)').default(VERSIONS.redis),
+          version: z.string().regex(/^7(\.\d+){0,2}$/, 'must be a Redis 7 version like 7.2 (Redis 7 is pinned by design)').default(VERSIONS.redis),
         })
         .prefault({}),
       objectStorage: z
         .strictObject({
           engine: z.literal('seaweedfs', {message: 'must be seaweedfs (MinIO community edition is archived)'}).default('seaweedfs'),
-          version: z.string().regex(/^\d+\.\d+$/, 'must be a SeaweedFS release like 3.97').default(VERSIONS.seaweedfs),
+          version: z.string().regex(/^\d+\.\d+$/, 'must be a SeaweedFS release like 4.44').default(VERSIONS.seaweedfs),
           port: z.number().int().min(1).max(65535).default(8333),
           buckets: z.array(dnsLabel).default(DEFAULT_BUCKETS),
         })

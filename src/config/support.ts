@@ -42,6 +42,7 @@ export const SUPPORT: SupportWindow[] = [
   {path: 'services.postgres.version', version: '15', endOfSupport: '2027-11-11', source: 'https://www.postgresql.org/support/versioning/'},
   {path: 'services.postgres.version', version: '16', endOfSupport: '2028-11-09', source: 'https://www.postgresql.org/support/versioning/'},
   {path: 'services.postgres.version', version: '17', endOfSupport: '2029-11-08', source: 'https://www.postgresql.org/support/versioning/'},
+  {path: 'services.redis.version', version: '7.2', endOfSupport: '2029-12-01', source: 'https://redis.io/docs/latest/operate/oss_and_stack/install/version-mgmt/'},
 ]
 
 /** Warn this many days before a pin's end of support. */

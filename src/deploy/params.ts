@@ -19,8 +19,10 @@ export type VmAddresses = Record<Role, string>
 
 /**
  * SHA-256 of SeaweedFS release tarballs we have verified, by version and architecture.
- * A release without an entry is verified against the MD5 the release publishes (weaker;
- * the stage warns). Add an entry when bumping VERSIONS.seaweedfs.
+ * SeaweedFS publishes no SHA-256 (only an .md5 beside each archive), so an entry needs the
+ * archive downloaded and hashed by us; none is here yet (4.44 could not be downloaded where it
+ * was pinned). A release without an entry is verified against its published MD5, which
+ * catches a damaged download but not a tampered release; the stage warns.
  */
 export const SEAWEEDFS_SHA256: Record<string, Partial<Record<'amd64' | 'arm64', string>>> = {}
 

@@ -2,6 +2,7 @@ import {access, readFile} from 'node:fs/promises'
 
 import {HOST_MINIMUM} from '../config/catalog.js'
 import {derived} from '../config/load.js'
+import {redisSupportFindings} from '../config/redis-support.js'
 import {ROLES, type Config} from '../config/schema.js'
 import {compatibilityFindings, supportFindings} from '../config/support.js'
 import {loadGitlabTls} from '../config/tls.js'
@@ -306,6 +307,7 @@ export function versionSupportCheck(config: Config, now: Date): PreflightCheck {
     (f) => `${f.path} ${f.version} ${f.state === 'ended' ? `is past its end of support (${f.endOfSupport})` : `reaches its end of support on ${f.endOfSupport} (in ${f.daysLeft} days)`}, per ${f.source}`,
   )
   found.push(...compatibilityFindings(config))
+  found.push(...redisSupportFindings(config))
   if (found.length === 0) return {id, title, status: 'pass', detail: 'every pinned version with a published end date is supported beyond its warning window (90 days; GitLab 30)'}
   return {
     id,

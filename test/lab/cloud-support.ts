@@ -61,6 +61,8 @@ export async function cloudWorkspace(subnet: number, ips: Partial<Record<Role, s
     ssh: {publicKeyFile: `${keyPath}.pub`, privateKeyFile: keyPath},
     services: {
       postgres: {version: 15},
+      // Debian's Redis 7.0.15: the default 7.2 comes from packages.redis.io, unreachable here.
+      redis: {version: '7.0'},
       gitlab: {externalDatabase: false},
       kubernetes: {serviceCidr: '172.30.0.0/16'},
     },

@@ -47,6 +47,8 @@ export async function labWorkspace(lab: Lab, ips: Partial<Record<'gitlab' | 'dat
     ssh: {publicKeyFile: `${lab.keyPath}.pub`, privateKeyFile: lab.keyPath, user: lab.machines[0].user},
     services: {
       postgres: {version: 15},
+      // Debian's Redis 7.0.15: the default 7.2 comes from packages.redis.io, unreachable here.
+      redis: {version: '7.0'},
       // GitLab 19 needs PostgreSQL 17 for an external database; the lab has Debian's 15.
       gitlab: {externalDatabase: false},
       // The default service range 10.96.0.0/12 contains the lab's 10.99.x addresses.

@@ -157,7 +157,8 @@ describe.skipIf(!avail.ok)(`SSH through a jump machine with only an agent holdin
           vms: {gitlab: {ip: IPS.gitlab}, database: {ip: IPS.database}, k8s: {ip: IPS.k8s}},
         },
         ssh: {publicKeyFile: `${key}.pub`, privateKeyFile: key, user: 'debian'},
-        services: {postgres: {version: 15}, gitlab: {externalDatabase: false}, kubernetes: {serviceCidr: '172.30.0.0/16'}},
+        // Debian's PostgreSQL 15 and Redis 7.0 (the defaults' sources are unreachable in the lab).
+        services: {postgres: {version: 15}, redis: {version: '7.0'}, gitlab: {externalDatabase: false}, kubernetes: {serviceCidr: '172.30.0.0/16'}},
       }),
     )
     await saveSecrets(ws, generateSecrets(['autolabs', 'zitadel', 'gitlab']))

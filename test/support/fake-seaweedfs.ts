@@ -1,27 +1,37 @@
 /**
  * Test doubles for SeaweedFS, which cannot run here (its release cannot be downloaded).
- * Both copy upstream behaviour at the version autolabs pins (3.97, commit
- * 76452ab593995ab52b75e681de5b221de1e3f006 of github.com/seaweedfs/seaweedfs):
+ * Both copy upstream behaviour at the version autolabs pins (4.44, commit
+ * 3563738699f29fd1c9efde6fcbf4ba253439cac8 of github.com/seaweedfs/seaweedfs; re-read against
+ * that tag when the pin moved from 3.97):
  *
  * - `startFakeS3`: the S3 gateway's bucket calls, authenticated as `weed s3 -s3.config` does.
  *   weed/s3api/auth_signature_v4.go — AWS Signature V4 in the Authorization header, the signing
  *     key from the request's own credential scope (date/region/service), the secret looked up
- *     by access key among the identities of the s3.json config (weed/s3api/auth_credentials.go);
+ *     by access key among the identities of the s3.json config (weed/s3api/auth_credentials.go;
+ *     the identities/credentials/actions JSON is weed/pb/iam.proto's S3ApiConfiguration, whose
+ *     Identity and Credential fields 3.97 had are unchanged; a credential without `status` is
+ *     active); an anonymous request is AccessDenied (authTypeAnonymous, no anonymous identity);
  *   weed/s3api/s3api_server.go — `HEAD /{bucket}` (HeadBucketHandler), `PUT /{bucket}`
- *     (PutBucketHandler, behind iam.Auth with ACTION_ADMIN), `GET /` (ListBucketsHandler);
+ *     (PutBucketHandler, behind iam.Auth with ACTION_ADMIN), `GET /` (ListBucketsHandler, behind
+ *     iam.Auth with ACTION_LIST since 4.x; 3.97 served it unauthenticated);
  *   weed/s3api/s3api_bucket_handlers.go — HEAD: 200 empty, or 404 NoSuchBucket; PUT: 200 empty,
- *     or 409 BucketAlreadyExists when the bucket exists;
- *   weed/s3api/s3err/s3api_errors.go + error_handler.go — errors as XML <Error><Code>…: 403
- *     InvalidAccessKeyId (unknown key), 403 SignatureDoesNotMatch, 403 AccessDenied (no
- *     Admin action for PUT, or an anonymous request), 404 NoSuchBucket, 409 BucketAlreadyExists.
- * - `FAKE_WEED`: `weed shell` with stdin and stdout piped. weed/shell/shell_liner.go prints
- *   "master: <masters> " and a newline, then reads each command with liner's Prompt("> ");
- *   peterh/liner v1.2.2 (the version weed's go.mod pins; commit 58a158787cd5) treats a session
- *   whose input and output are both redirected as an unsupported terminal (input.go NewLiner)
- *   and then prints the prompt before reading each line (common.go promptUnsupported).
- *   `s3.bucket.list` prints "  <name>\tsize:<n>\tchunk:<n>" and a newline per bucket
- *   (weed/shell/command_s3_bucket_list.go); `s3.bucket.create -name X` creates X. Buckets are
- *   directories under $FAKE_WEED_DIR.
+ *     the creator recorded as the bucket's owner (setBucketOwner); on an existing bucket
+ *     (existingBucketError, new since 3.97, which answered BucketAlreadyExists to everyone):
+ *     409 BucketAlreadyOwnedByYou to its owner or for an unowned bucket, 409 BucketAlreadyExists
+ *     when another identity owns it; GET /: ListAllMyBucketsResult (s3api_xsd_generated.go: the
+ *     2006-03-01 namespace, Owner ID and DisplayName = the identity's name);
+ *   weed/s3api/s3err/s3api_errors.go + error_handler.go — errors as XML <Error><Code>… (Code,
+ *     Message, Resource, RequestId, BucketName when there is one): 403 InvalidAccessKeyId
+ *     (unknown key), 403 SignatureDoesNotMatch, 403 AccessDenied (no Admin action for PUT, or an
+ *     anonymous request), 404 NoSuchBucket, 409 BucketAlreadyExists / BucketAlreadyOwnedByYou.
+ * - `FAKE_WEED`: `weed shell` with stdin and stdout piped, as 4.44 runs it
+ *   (weed/shell/shell_liner.go): not a terminal, so no liner and no prompt (since upstream
+ *   #8990, commit 7f3908297; 3.97 printed "master: <masters> " and a "> " prompt before each
+ *   answer), a bufio.Scanner reading one command per line; nothing else on stdout ("master: …"
+ *   lines only with -debug, on stderr: not modelled). `s3.bucket.list` prints "  <name>\tsize:<n>\tlogical:<n>\tchunk:<n>" and a
+ *   newline per bucket (weed/shell/command_s3_bucket_list.go; "logical" is new since 3.97; an
+ *   owner column follows for buckets with an owner, which these have not); `s3.bucket.create
+ *   -name X` creates X. Buckets are directories under $FAKE_WEED_DIR.
  */
 import {createHash, createHmac, timingSafeEqual} from 'node:crypto'
 import http from 'node:http'
@@ -36,6 +46,8 @@ export interface S3Identity {
 export interface FakeS3 {
   port: number
   buckets: Set<string>
+  /** bucket → the identity that created it (buckets added to `buckets` directly have none). */
+  owners: Map<string, string>
   /** "METHOD /path STATUS [Code]" per request, in order. */
   log: string[]
   stop(): Promise<void>
@@ -47,6 +59,7 @@ const ERRORS = {
   SignatureDoesNotMatch: [403, 'The request signature we calculated does not match the signature you provided. Check your key and signing method.'],
   NoSuchBucket: [404, 'The specified bucket does not exist'],
   BucketAlreadyExists: [409, 'The requested bucket name is not available. The bucket name can not be an existing collection, and the bucket namespace is shared by all users of the system. Please select a different name and try again.'],
+  BucketAlreadyOwnedByYou: [409, 'Your previous request to create the named bucket succeeded and you already own it.'],
 } as const
 type ErrorCode = keyof typeof ERRORS
 
@@ -99,13 +112,14 @@ function xmlError(res: http.ServerResponse, code: ErrorCode, resource: string, b
   res.end(
     head
       ? undefined
-      : `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><Resource>${resource}</Resource><RequestId>${Date.now()}</RequestId><BucketName>${bucket}</BucketName></Error>`,
+      : `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><Resource>${resource}</Resource><RequestId>${Date.now()}</RequestId>${bucket ? `<BucketName>${bucket}</BucketName>` : ''}</Error>`,
   )
 }
 
 /** An S3 endpoint on 127.0.0.1 with the identities of an s3.json ({"identities": [...]}) config. */
 export async function startFakeS3(config: {identities: S3Identity[]}, buckets: string[] = []): Promise<FakeS3> {
   const state = new Set(buckets)
+  const owners = new Map<string, string>()
   const log: string[] = []
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -131,13 +145,20 @@ export async function startFakeS3(config: {identities: S3Identity[]}, buckets: s
           .sort()
           .map((b) => `<Bucket><Name>${b}</Name><CreationDate>2026-01-01T00:00:00Z</CreationDate></Bucket>`)
           .join('')
-        return ok(200, `<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult><Owner><ID>${who.name}</ID></Owner><Buckets>${list}</Buckets></ListAllMyBucketsResult>`)
+        return ok(
+          200,
+          `<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>${who.name}</ID><DisplayName>${who.name}</DisplayName></Owner><Buckets>${list}</Buckets></ListAllMyBucketsResult>`,
+        )
       }
       if (head && bucket) return state.has(bucket) ? ok() : fail('NoSuchBucket')
       if (req.method === 'PUT' && bucket) {
         if (!who.actions.includes('Admin')) return fail('AccessDenied')
-        if (state.has(bucket)) return fail('BucketAlreadyExists')
+        if (state.has(bucket)) {
+          const owner = owners.get(bucket)
+          return fail(owner !== undefined && owner !== who.name ? 'BucketAlreadyExists' : 'BucketAlreadyOwnedByYou')
+        }
         state.add(bucket)
+        owners.set(bucket, who.name)
         return ok()
       }
       return fail('AccessDenied')
@@ -147,6 +168,7 @@ export async function startFakeS3(config: {identities: S3Identity[]}, buckets: s
   return {
     port: (server.address() as AddressInfo).port,
     buckets: state,
+    owners,
     log,
     stop: () => new Promise((r) => server.close(() => r())),
   }
@@ -157,14 +179,14 @@ export const FAKE_WEED = `#!/usr/bin/env bash
 set -u
 dir=\${FAKE_WEED_DIR:?}
 [[ \${1:-} == shell ]] || { echo "fake weed: only 'shell'" >&2; exit 2; }
-master=\${2#-master=}
-printf 'master: %s \\n' "$master"
-while printf '> ' && IFS= read -r line; do
+while IFS= read -r line; do
   set -- $line
   case \${1:-} in
-    s3.bucket.list) for b in "$dir"/*/; do [[ -d $b ]] && printf '  %s\\tsize:0\\tchunk:0\\n' "$(basename "$b")"; done ;;
+    s3.bucket.list) for b in "$dir"/*/; do [[ -d $b ]] && printf '  %s\\tsize:0\\tlogical:0\\tchunk:0\\n' "$(basename "$b")"; done ;;
     s3.bucket.create) [[ \${2:-} == -name ]] && mkdir -p "$dir/$3" ;;
     exit | quit) exit 0 ;;
+    '') ;;
+    *) printf 'unknown command: %s\\n' "$1" >&2 ;;
   esac
 done
 exit 0

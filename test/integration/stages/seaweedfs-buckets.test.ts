@@ -78,17 +78,27 @@ describe('database.sh seaweedfs_buckets (S3 API, signed with the generated keys)
     expect(s3.log.every((l) => l.startsWith('HEAD'))).toBe(true)
   })
 
-  it('regression: the check does not depend on weed shell’s prompt (buckets that exist are found)', async () => {
-    // Both doubles hold the buckets: weed shell would list them as "> " + the first bucket's
-    // line, the form the old `weed shell | awk '{print $1}'` check never matched.
-    for (const b of BUCKETS) {
-      s3.buckets.add(b)
-      mkdirSync(path.join(dir, 'weed', b))
-    }
+  it('regression: the check asks the S3 API, not `weed shell`, whose piped output changed between releases', async () => {
+    // 3.97 printed a "> " prompt before each answer when piped (the old `weed shell | awk` check
+    // never matched a bucket); 4.44 prints none and s3.bucket.list has a "logical" column.
+    mkdirSync(path.join(dir, 'weed', BUCKETS[0]))
     const shell = await run('printf "s3.bucket.list\\n" | weed shell -master=127.0.0.1:9333')
-    expect(shell.stdout.split('\n')[1]).toMatch(/^> {3}\S+\tsize:0\tchunk:0$/)
+    expect(shell.stdout).toBe(`  ${BUCKETS[0]}\tsize:0\tlogical:0\tchunk:0\n`)
+    // Buckets only weed shell would list: the check is not fooled.
+    expect((await run('check_seaweedfs_buckets')).code).toBe(1)
+    // Buckets the S3 API has: found, whatever weed shell says.
+    for (const b of BUCKETS) s3.buckets.add(b)
     const r = await run('check_seaweedfs_buckets')
     expect(r.code, r.stderr).toBe(0)
+  })
+
+  it("s3_call reads SeaweedFS 4.44's answer to creating a bucket that exists (both are 409: the action logs it as existing)", async () => {
+    expect((await run(`s3_call PUT ${BUCKETS[0]}`)).stdout).toBe('200 ')
+    // Its creator again: BucketAlreadyOwnedByYou (3.97 said BucketAlreadyExists to everyone).
+    expect((await run(`s3_call PUT ${BUCKETS[0]}`)).stdout).toBe('409 BucketAlreadyOwnedByYou')
+    s3.buckets.add('taken')
+    s3.owners.set('taken', 'someone-else')
+    expect((await run('s3_call PUT taken')).stdout).toBe('409 BucketAlreadyExists')
   })
 
   it('wrong keys: the action fails at once, saying SeaweedFS refused the generated keys', async () => {
