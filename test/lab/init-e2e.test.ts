@@ -197,6 +197,37 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
     expect(sim.invalidRequests).toEqual([])
   })
 
+  it('a changed VMID: init refuses to replace k8s-vm without --allow-replace; with it the VM is replaced and the new machine\'s host key pinned', async () => {
+    expect(sim.vm(130).config.name).toBe('k8s-vm')
+    await editConfig((c) => {
+      c.vms = {...c.vms, k8s: {...c.vms?.k8s, vmid: 131}}
+    })
+    // Preflight lets it through (the address is k8s-vm's own, under its old VMID); the plan guard stops it.
+    const refused = await tfCommands(() => init())
+    expect(refused.r.exitCode, refused.r.stderr).toBe(2)
+    expect(refused.r.stderr).toContain("Not applied: the plan would destroy or replace k8s-vm, and with it the VM's disks.")
+    expect(refused.argv).not.toContain('apply')
+    expect(sim.state.vms.has(131)).toBe(false)
+    expect(sim.vm(130).config.name).toBe('k8s-vm')
+
+    // The replacement is a new machine at the same address: new SSH host keys.
+    const m = lab.machine('k8s-vm')
+    const keygen = await m.exec('rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A >/dev/null && systemctl restart ssh && ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')
+    expect(keygen.code, keygen.stderr).toBe(0)
+    const newKey = keygen.stdout.split(' ')[1]
+    expect(newKey).not.toBe(m.hostKeyFingerprint)
+
+    const applied = await tfCommands(() => init(['--allow-replace']))
+    expect(applied.r.exitCode, applied.r.stderr).toBe(0)
+    expect(sim.state.vms.has(130)).toBe(false)
+    expect(sim.vm(131).config.name).toBe('k8s-vm')
+    // The old VM's pinned key went with it: the new one is a first contact, not a "changed key" refusal.
+    const ready = (JSON.parse(applied.r.stdout) as {ready: Array<{name: string; fingerprint: string; firstContact: boolean}>}).ready
+    expect(ready.find((x) => x.name === 'k8s-vm')).toMatchObject({fingerprint: newKey, firstContact: true})
+    expect(ready.filter((x) => x.name !== 'k8s-vm').map((x) => x.firstContact)).toEqual([false, false])
+    expect(sim.invalidRequests).toEqual([])
+  })
+
   it('a passphrase-protected key: --ssh-passphrase-file unlocks it and init reaches the machines; a wrong passphrase stops before Terraform and SSH', async () => {
     // The lab's key, protected by a passphrase (same key: the machines accept it).
     const keys = await mkdtemp(path.join(os.tmpdir(), 'autolabs-e2e-key-'))
