@@ -36,8 +36,8 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
     // The key is the workspace's (an agent on the machine running the tests must not stand in for it).
     SSH_AUTH_SOCK: '',
   })
-  const init = (extra: string[] = []) =>
-    runCli(['init', '--yes', '--skip-deploy', '--json', '--dir', dir, '--proxmox-fingerprint', sim.fingerprint, ...extra], {env: cliEnv(), timeoutMs: 300_000})
+  const init = (extra: string[] = [], env: Record<string, string> = {}) =>
+    runCli(['init', '--yes', '--skip-deploy', '--json', '--dir', dir, '--proxmox-fingerprint', sim.fingerprint, ...extra], {env: {...cliEnv(), ...env}, timeoutMs: 300_000})
   /** The Terraform commands the next init runs (`version`, `init`, `plan`, `apply`, `output`…). */
   const tfCommands = async (run: () => Promise<CliResult>) => {
     await writeFile(tfCalls, '')
@@ -197,7 +197,7 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
     expect(sim.invalidRequests).toEqual([])
   })
 
-  it('a changed VMID: init refuses to replace k8s-vm without --allow-replace; with it the VM is replaced and the new machine\'s host key pinned', async () => {
+  it('a changed VMID: init refuses to replace k8s-vm without --allow-replace; with AUTOLABS_ALLOW_REPLACE the VM is replaced and the new machine\'s host key pinned', async () => {
     expect(sim.vm(130).config.name).toBe('k8s-vm')
     await editConfig((c) => {
       c.vms = {...c.vms, k8s: {...c.vms?.k8s, vmid: 131}}
@@ -217,7 +217,8 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
     const newKey = keygen.stdout.split(' ')[1]
     expect(newKey).not.toBe(m.hostKeyFingerprint)
 
-    const applied = await tfCommands(() => init(['--allow-replace']))
+    // This time through the flag's environment name.
+    const applied = await tfCommands(() => init([], {AUTOLABS_ALLOW_REPLACE: 'true'}))
     expect(applied.r.exitCode, applied.r.stderr).toBe(0)
     expect(sim.state.vms.has(130)).toBe(false)
     expect(sim.vm(131).config.name).toBe('k8s-vm')
