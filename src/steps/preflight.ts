@@ -253,18 +253,23 @@ async function proxmoxChecks(client: ProxmoxClient, input: PreflightInput, add: 
   // 6. Planned IPs against other VMs' cloud-init ipconfig.
   const plannedIds = new Set([...planned.map((p) => p.vmid), config.proxmox.templateVmid])
   const conflicts: string[] = []
+  const moving: string[] = []
   for (const vm of vms) {
     if (plannedIds.has(vm.vmid) || !vm.config) continue
     for (const [key, value] of Object.entries(vm.config)) {
       if (!/^ipconfig\d+$/.test(key)) continue
       const ip = /(?:^|,)ip=([\d.]+)\//.exec(value)?.[1]
       const clash = planned.find((p) => p.ip === ip)
-      if (clash) conflicts.push(`${clash.ip} (${clash.name}) is already used by VM ${vm.vmid} "${vm.name}" (${key})`)
+      if (!clash) continue
+      // The same VM under its old VMID (vms.<role>.vmid changed): Terraform replaces it, so the
+      // address is freed first — and only with --allow-replace. Not somebody else's address.
+      if (vm.name === clash.name && isAutolabsOwned(vm.config)) moving.push(`${clash.ip} is held by ${vm.name} under its old VMID ${vm.vmid}, which Terraform replaces`)
+      else conflicts.push(`${clash.ip} (${clash.name}) is already used by VM ${vm.vmid} "${vm.name}" (${key})`)
     }
   }
   if (conflicts.length > 0)
     add({id: 'ip-conflicts', title: 'Planned IP addresses', status: 'fail', detail: conflicts.join('; '), fix: 'Change network.vms.<role>.ip in autolabs.yaml, or the other VM\'s IP.'})
-  else add({id: 'ip-conflicts', title: 'Planned IP addresses', status: 'pass', detail: `${planned.map((p) => p.ip).join(', ')} not used by other VMs' cloud-init`})
+  else add({id: 'ip-conflicts', title: 'Planned IP addresses', status: 'pass', detail: [`${planned.map((p) => p.ip).join(', ')} not used by other VMs' cloud-init`, ...moving].join('; ')})
 }
 
 /**

@@ -4,11 +4,12 @@ import path from 'node:path'
 import {type Config, type Role, ROLES} from '../config/schema.js'
 import {UsageError, UserError} from '../errors.js'
 import {assertProvisionable, type TerraformVariables} from '../render/terraform.js'
+import {forgetHost} from '../ssh/known-hosts.js'
 import type {UiEvent} from '../terraform/events.js'
 import {formatPlanSummary, type PlanSummary, vmsAtRisk} from '../terraform/summary.js'
 import type {Terraform, TerraformOutput} from '../terraform/terraform.js'
 import type {Secrets} from '../workspace/secrets.js'
-import {updateState, type VmRecord} from '../workspace/state.js'
+import {loadState, updateState, type VmRecord} from '../workspace/state.js'
 import type {Workspace} from '../workspace/workspace.js'
 
 export const PLAN_FILE = 'autolabs.tfplan'
@@ -64,6 +65,29 @@ export function vmsFromOutputs(outputs: Record<string, TerraformOutput>, config:
     out[role] = {name: v.name, vmid: v.vmid, ip: v.ip, node: v.node ?? config.proxmox.node}
   }
   return out
+}
+
+/**
+ * A VM the plan deletes or replaces comes back, if at all, as a new machine with new SSH host
+ * keys: its pinned key and its deployment record go before the apply (as `destroy` drops them),
+ * so readiness records the new key instead of refusing it as changed. Before, not after: an
+ * apply that stops midway has already deleted the VM, and the next plan no longer says so.
+ */
+async function forgetReplacedVms(ws: Workspace, config: Config, plan: PlanSummary): Promise<void> {
+  const gone = plan.resources.filter((r) => r.type === 'proxmox_virtual_environment_vm' && r.address !== TEMPLATE_ADDRESS && (r.action === 'delete' || r.action === 'replace'))
+  if (gone.length === 0) return
+  const state = await loadState(ws)
+  const names = new Set<string>()
+  const hosts = new Set<string>()
+  for (const r of gone) {
+    const role = ROLES.find((x) => r.address === `proxmox_virtual_environment_vm.${x}`)
+    for (const n of [r.name, role && state.vms?.[role]?.name, role && config.vms[role].name]) if (n) names.add(n)
+    for (const ip of [role && state.vms?.[role]?.ip, role && config.network.vms[role].ip]) if (ip) hosts.add(ip)
+  }
+  for (const h of [...names, ...hosts]) await forgetHost(ws.knownHostsFile, h)
+  await updateState(ws, (s) => {
+    for (const n of names) delete s.steps?.[n]
+  })
 }
 
 /**
@@ -126,6 +150,7 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
         if (!(await opts.confirm(plan, text))) throw new UserError('Not applied: the plan was declined. Nothing was changed.', {suggestion: 'Run the command again when you want to apply it.'})
       }
       emit({type: 'phase', phase: 'apply', message: 'terraform apply'})
+      await forgetReplacedVms(ws, config, plan)
       await terraform.apply(PLAN_FILE, (event) => emit({type: 'terraform', event}))
       applied = true
     }

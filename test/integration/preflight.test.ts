@@ -246,6 +246,13 @@ describe('planned IPs', () => {
     const c = (await preflight({seed: (sim) => sim.addVm(300, {name: 'old-gitlab', config: {ipconfig0: 'ip=192.168.100.10/24,gw=192.168.100.1'}})})).check('ip-conflicts')
     expect(c).toMatchObject({status: 'fail', detail: '192.168.100.10 (gitlab-vm) is already used by VM 300 "old-gitlab" (ipconfig0)'})
   })
+  it('passes when the address is held by the same autolabs VM under its old VMID (Terraform replaces it; --allow-replace decides)', async () => {
+    const seed = (sim: PveSim) => sim.addVm(125, {name: 'database-vm', config: {tags: 'autolabs;database', ipconfig0: 'ip=192.168.100.20/24,gw=192.168.100.1'}})
+    expect((await preflight({seed})).check('ip-conflicts')).toMatchObject({status: 'pass', detail: expect.stringContaining('192.168.100.20 is held by database-vm under its old VMID 125, which Terraform replaces')})
+    // Another environment's VM of another name on that address is still a conflict.
+    const other = (sim: PveSim) => sim.addVm(125, {name: 'db-old', config: {tags: 'autolabs;database', ipconfig0: 'ip=192.168.100.20/24'}})
+    expect((await preflight({seed: other})).check('ip-conflicts')).toMatchObject({status: 'fail', detail: '192.168.100.20 (database-vm) is already used by VM 125 "db-old" (ipconfig0)'})
+  })
   it('ignores other VMs on other addresses or DHCP', async () => {
     const seed = (sim: PveSim) => {
       sim.addVm(301, {name: 'a', config: {ipconfig0: 'ip=192.168.100.50/24'}})

@@ -12,11 +12,14 @@ import {runBackup} from '../../src/backup/run.js'
 import {DevNull, readDecompressed, sha256File} from '../../src/backup/streams.js'
 import {verifyBackup} from '../../src/backup/verify.js'
 import {collectStatus} from '../../src/status/collect.js'
+import {redisPingCmd} from '../../src/status/probes.js'
 import {type DayTwoContext, openDayTwo} from '../../src/status/context.js'
 import {depsFromContext, planFromContext} from '../../src/status/run.js'
 import {DEFAULT_THRESHOLDS} from '../../src/status/types.js'
+import type {StatusReport} from '../../src/status/types.js'
 import type {Secrets} from '../../src/workspace/secrets.js'
 import type {Workspace} from '../../src/workspace/workspace.js'
+import {runCli} from '../support/cli.js'
 import {type Lab, labAvailable, startLab} from '../support/lab/lab.js'
 import {ETCDCTL, must, setupDatabase, setupEtcd} from './backup-support.js'
 import {labWorkspace, sh} from './deploy-support.js'
@@ -239,6 +242,34 @@ chmod 0600 /srv/gitlab/config/*`,
     expect(await readFile(path.join(dir, 'gitlab-secrets.json'), 'utf8')).toContain('secret_key_base')
     expect(must(await m.exec('ls /srv/gitlab/data/backups | wc -l'), 'ls').trim()).toBe('0')
     await sh('rm', ['-rf', dir])
+  })
+
+  it('status --timeout bounds each check once connected: a hung Redis fails with "no answer within 3 s", the VM\'s other checks answer on the same connection', async () => {
+    const m = lab.machine('database-vm')
+    // Hung, not down: redis-server stopped by SIGSTOP still accepts TCP connections (the kernel
+    // completes them) but never answers, so the probe's redis-cli blocks after the SSH login.
+    // The probe bounds redis-cli itself at 5 s (`timeout 5`, src/status/probes.ts): only a
+    // --timeout below that can produce this detail; with the default 8 s it would read
+    // "redis-cli exited 124".
+    must(await m.exec('systemctl kill --signal=SIGSTOP redis-server'), 'stop-signal redis')
+    let r: Awaited<ReturnType<typeof runCli>>
+    try {
+      r = await runCli(['status', '--json', '--dir', ws.root, '--timeout', '3', '--connect-timeout', '10'], {timeoutMs: 120_000})
+    } finally {
+      must(await m.exec('systemctl kill --signal=SIGCONT redis-server'), 'continue redis')
+    }
+    const report = JSON.parse(r.stdout) as StatusReport
+    const check = (id: string) => report.checks.find((c) => c.id === id)
+    expect(check('database/redis'), r.stderr).toMatchObject({status: 'fail', detail: 'no answer within 3 s'})
+    // The connection is shared: the hung check did not make the VM unreachable.
+    for (const db of ['autolabs', 'zitadel', 'gitlab']) expect(check(`database/postgres-login/${db}`)).toMatchObject({status: 'ok', detail: 'login accepted'})
+    expect(check('database/ssh')?.detail).toMatch(/disk .* used|free disk/)
+    expect(report.checks.filter((c) => c.status === 'unreachable')).toEqual([])
+    // Degraded (a service failed), not unreachable.
+    expect({overall: report.overall, exitCode: r.exitCode}).toEqual({overall: 'degraded', exitCode: 1})
+    // Redis answers again for the tests after this one.
+    const ping = redisPingCmd(IP.database)
+    expect(must(await m.exec(ping.cmd, {input: ping.stdin(secrets.redis.password)}), 'redis PING').trim()).toBe('PONG')
   })
 
   it('status: every check at once; a stopped service fails, an unreachable VM is reported within the connect timeout, a crossed threshold warns', async () => {

@@ -1,12 +1,13 @@
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {chmod, copyFile, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
 
-import {runCli, ROOT} from '../support/cli.js'
+import {type CliResult, runCli, ROOT} from '../support/cli.js'
 import {labAvailable, type Lab, startLab} from '../support/lab/lab.js'
 import {type PveSim, startPveSim} from '../support/pve-sim/index.mjs'
+import {sh} from './deploy-support.js'
 
 /**
  * `autolabs init` end to end, as an administrator runs it, through the built CLI:
@@ -24,9 +25,31 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
   let lab: Lab
   let sim: PveSim
   let dir: string
-  const cliEnv = () => ({AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret, AUTOLABS_TERRAFORM: FAKE_TERRAFORM, FAKE_TF_AGENT_WAIT_MS: '200', FAKE_TF_PROGRESS_MS: '50', AUTOLABS_TERRAFORM_PASS_ENV: 'FAKE_TF_AGENT_WAIT_MS,FAKE_TF_PROGRESS_MS'})
-  const init = (extra: string[] = []) =>
-    runCli(['init', '--yes', '--skip-deploy', '--json', '--dir', dir, '--proxmox-fingerprint', sim.fingerprint, ...extra], {env: cliEnv(), timeoutMs: 300_000})
+  let tfCalls: string
+  const cliEnv = () => ({
+    AUTOLABS_PROXMOX_TOKEN_SECRET: sim.adminTokenSecret,
+    AUTOLABS_TERRAFORM: FAKE_TERRAFORM,
+    FAKE_TF_AGENT_WAIT_MS: '200',
+    FAKE_TF_PROGRESS_MS: '50',
+    FAKE_TF_CALLS: tfCalls,
+    AUTOLABS_TERRAFORM_PASS_ENV: 'FAKE_TF_AGENT_WAIT_MS,FAKE_TF_PROGRESS_MS,FAKE_TF_CALLS',
+    // The key is the workspace's (an agent on the machine running the tests must not stand in for it).
+    SSH_AUTH_SOCK: '',
+  })
+  const init = (extra: string[] = [], env: Record<string, string> = {}) =>
+    runCli(['init', '--yes', '--skip-deploy', '--json', '--dir', dir, '--proxmox-fingerprint', sim.fingerprint, ...extra], {env: {...cliEnv(), ...env}, timeoutMs: 300_000})
+  /** The Terraform commands the next init runs (`version`, `init`, `plan`, `apply`, `output`…). */
+  const tfCommands = async (run: () => Promise<CliResult>) => {
+    await writeFile(tfCalls, '')
+    const r = await run()
+    const argv = (await readFile(tfCalls, 'utf8')).trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as {argv: string[]}).argv[0])
+    return {r, argv}
+  }
+  const editConfig = async (edit: (c: Record<string, any>) => void) => {
+    const c = parse(await readFile(path.join(dir, 'autolabs.yaml'), 'utf8')) as Record<string, any>
+    edit(c)
+    await writeFile(path.join(dir, 'autolabs.yaml'), stringify(c))
+  }
 
   beforeAll(async () => {
     ;[lab, sim] = await Promise.all([
@@ -34,6 +57,7 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
       startPveSim({version: '9.1'}),
     ])
     dir = await mkdtemp(path.join(os.tmpdir(), 'autolabs-e2e-'))
+    tfCalls = `${dir}.tf-calls`
     // An administrator's starting point: the network and image chosen, everything else asked for.
     await writeFile(
       path.join(dir, 'autolabs.yaml'),
@@ -52,6 +76,7 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
   afterAll(async () => {
     await Promise.all([lab?.stop(), sim?.stop()])
     if (dir) await rm(dir, {recursive: true, force: true})
+    if (tfCalls) await rm(tfCalls, {force: true})
   })
 
   it('creates the least-privilege token, the template and three VMs, and pins their host keys', async () => {
@@ -137,5 +162,110 @@ describe.skipIf(!avail.ok)(`init end to end: simulator + Terraform + lab machine
     expect(now).not.toBe(old)
     expect(rotated.stdout + rotated.stderr).not.toContain(now)
     expect(sim.invalidRequests).toEqual([])
+  })
+
+  it('a plan that replaces the template (a newer image pinned by hand) is refused without --allow-replace, nothing applied; with it the template is rebuilt', async () => {
+    const vmsBefore = () => JSON.stringify([110, 120, 130].map((id) => sim.vm(id).config))
+    const vms = vmsBefore()
+    const template = JSON.stringify(sim.vm(9000).config)
+    const imports = () => [...sim.state.volumes.keys()].filter((v) => v.startsWith('local:import/'))
+    expect(imports()).toEqual([expect.stringContaining('20261110-2293')])
+    await editConfig((c) => {
+      c.image = {...c.image, url: 'https://cloud.debian.org/images/cloud/bookworm/20261201-2310/debian-12-genericcloud-amd64-20261201-2310.qcow2', checksum: 'cd'.repeat(64)}
+    })
+
+    const refused = await tfCommands(() => init())
+    expect(refused.r.exitCode, refused.r.stderr).toBe(2)
+    expect(refused.r.stderr).toContain("Not applied: the plan would destroy or replace e2e-debian-12-template, and with it the VM's disks.")
+    expect(refused.r.stderr).toContain('run again with --allow-replace (--yes alone is not enough)')
+    // Planned, never applied: Proxmox holds the same template, VMs and image.
+    expect(refused.argv).toContain('plan')
+    expect(refused.argv).not.toContain('apply')
+    expect(JSON.stringify(sim.vm(9000).config)).toBe(template)
+    expect(imports()).toEqual([expect.stringContaining('20261110-2293')])
+
+    const applied = await tfCommands(() => init(['--allow-replace']))
+    expect(applied.r.exitCode, applied.r.stderr).toBe(0)
+    expect(applied.argv).toContain('apply')
+    // The template is rebuilt from the new image; the VMs are full clones and keep their disks.
+    expect(imports()).toEqual([expect.stringContaining('20261201-2310')])
+    expect(JSON.stringify(sim.vm(9000).config)).not.toBe(template)
+    expect(sim.vm(9000).config.template).toBe('1')
+    expect(vmsBefore()).toBe(vms)
+    const ready = (JSON.parse(applied.r.stdout) as {ready: Array<{name: string; firstContact: boolean}>}).ready
+    expect(ready.map((x) => [x.name, x.firstContact]).sort()).toEqual([['database-vm', false], ['gitlab-vm', false], ['k8s-vm', false]])
+    expect(sim.invalidRequests).toEqual([])
+  })
+
+  it('a changed VMID: init refuses to replace k8s-vm without --allow-replace; with AUTOLABS_ALLOW_REPLACE the VM is replaced and the new machine\'s host key pinned', async () => {
+    expect(sim.vm(130).config.name).toBe('k8s-vm')
+    await editConfig((c) => {
+      c.vms = {...c.vms, k8s: {...c.vms?.k8s, vmid: 131}}
+    })
+    // Preflight lets it through (the address is k8s-vm's own, under its old VMID); the plan guard stops it.
+    const refused = await tfCommands(() => init())
+    expect(refused.r.exitCode, refused.r.stderr).toBe(2)
+    expect(refused.r.stderr).toContain("Not applied: the plan would destroy or replace k8s-vm, and with it the VM's disks.")
+    expect(refused.argv).not.toContain('apply')
+    expect(sim.state.vms.has(131)).toBe(false)
+    expect(sim.vm(130).config.name).toBe('k8s-vm')
+
+    // The replacement is a new machine at the same address: new SSH host keys.
+    const m = lab.machine('k8s-vm')
+    const keygen = await m.exec('rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A >/dev/null && systemctl restart ssh && ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')
+    expect(keygen.code, keygen.stderr).toBe(0)
+    const newKey = keygen.stdout.split(' ')[1]
+    expect(newKey).not.toBe(m.hostKeyFingerprint)
+
+    // This time through the flag's environment name.
+    const applied = await tfCommands(() => init([], {AUTOLABS_ALLOW_REPLACE: 'true'}))
+    expect(applied.r.exitCode, applied.r.stderr).toBe(0)
+    expect(sim.state.vms.has(130)).toBe(false)
+    expect(sim.vm(131).config.name).toBe('k8s-vm')
+    // The old VM's pinned key went with it: the new one is a first contact, not a "changed key" refusal.
+    const ready = (JSON.parse(applied.r.stdout) as {ready: Array<{name: string; fingerprint: string; firstContact: boolean}>}).ready
+    expect(ready.find((x) => x.name === 'k8s-vm')).toMatchObject({fingerprint: newKey, firstContact: true})
+    expect(ready.filter((x) => x.name !== 'k8s-vm').map((x) => x.firstContact)).toEqual([false, false])
+    expect(sim.invalidRequests).toEqual([])
+  })
+
+  it('a passphrase-protected key: --ssh-passphrase-file unlocks it and init reaches the machines; a wrong passphrase stops before Terraform and SSH', async () => {
+    // The lab's key, protected by a passphrase (same key: the machines accept it).
+    const keys = await mkdtemp(path.join(os.tmpdir(), 'autolabs-e2e-key-'))
+    const key = path.join(keys, 'id_ed25519')
+    const passphrase = 'correct horse battery staple'
+    try {
+      await copyFile(lab.keyPath, key)
+      await copyFile(`${lab.keyPath}.pub`, `${key}.pub`)
+      await chmod(key, 0o600)
+      const kg = await sh('ssh-keygen', ['-q', '-p', '-P', '', '-N', passphrase, '-f', key])
+      expect(kg.code, kg.stderr).toBe(0)
+      expect(await readFile(key, 'utf8')).not.toBe(await readFile(lab.keyPath, 'utf8'))
+      await writeFile(path.join(keys, 'right'), `${passphrase}\n`, {mode: 0o600})
+      await writeFile(path.join(keys, 'wrong'), 'not the passphrase\n', {mode: 0o600})
+      await editConfig((c) => {
+        c.ssh = {...c.ssh, privateKeyFile: key, publicKeyFile: `${key}.pub`}
+      })
+      const pinned = await readFile(path.join(dir, '.autolabs/known_hosts'), 'utf8')
+
+      const wrong = await tfCommands(() => init(['--ssh-passphrase-file', path.join(keys, 'wrong')]))
+      expect(wrong.r.exitCode, wrong.r.stderr).toBe(2)
+      expect(wrong.r.stderr).toContain(`The passphrase for the SSH key ${key} is wrong (from --ssh-passphrase-file).`)
+      // Settled before Terraform (only its version was asked: init, then preflight), hence before any SSH connection.
+      expect([...new Set(wrong.argv)]).toEqual(['version'])
+      expect(await readFile(path.join(dir, '.autolabs/known_hosts'), 'utf8')).toBe(pinned)
+
+      const right = await tfCommands(() => init(['--ssh-passphrase-file', path.join(keys, 'right')]))
+      expect(right.r.exitCode, right.r.stderr).toBe(0)
+      const ready = (JSON.parse(right.r.stdout) as {ready: Array<{name: string; firstContact: boolean}>}).ready
+      expect(ready.map((x) => x.name).sort()).toEqual(['database-vm', 'gitlab-vm', 'k8s-vm'])
+      expect(ready.every((x) => !x.firstContact)).toBe(true)
+      expect(right.r.stdout + right.r.stderr).not.toContain(passphrase)
+    } finally {
+      await editConfig((c) => {
+        c.ssh = {...c.ssh, privateKeyFile: lab.keyPath, publicKeyFile: `${lab.keyPath}.pub`}
+      })
+      await rm(keys, {recursive: true, force: true})
+    }
   })
 })

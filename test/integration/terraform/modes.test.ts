@@ -8,7 +8,9 @@ import {configSchema} from '../../../src/config/schema.js'
 import {renderTerraform, writeTerraform} from '../../../src/render/terraform.js'
 import {provision, type ProvisionEvent} from '../../../src/steps/provision.js'
 import type {UserError} from '../../../src/errors.js'
+import {recordHostKey} from '../../../src/ssh/known-hosts.js'
 import {loadSecrets} from '../../../src/workspace/secrets.js'
+import {loadState, updateState} from '../../../src/workspace/state.js'
 import {KEY} from '../../unit/render/fixtures.js'
 import {type Env, setup} from './helpers.js'
 
@@ -98,10 +100,27 @@ describe('changes that would lose data', () => {
     expect(asked).toBe(false)
     expect(env.sim.state.vms.has(120)).toBe(true)
 
+    // The VMs' host keys pinned and their steps recorded, as readiness and deploy leave them.
+    const blob = Buffer.from(KEY.split(' ')[1], 'base64')
+    for (const [name, host] of [['gitlab-vm', '192.168.100.10'], ['database-vm', '192.168.100.20']]) recordHostKey(env.ws.knownHostsFile, {name, host}, blob)
+    await updateState(env.ws, (s) => {
+      s.steps = {'gitlab-vm': {'base/packages': {inputHash: 'a', finishedAt: '2026-11-30T00:00:00Z'}}, 'database-vm': {'base/packages': {inputHash: 'a', finishedAt: '2026-11-30T00:00:00Z'}}}
+    })
+    const pinned = await readFile(env.ws.knownHostsFile, 'utf8')
+    await provision({workspace: env.ws, config: moved, terraform: env.terraform(), yes: true}).catch(() => undefined)
+    expect(await readFile(env.ws.knownHostsFile, 'utf8')).toBe(pinned)
+
     const done = await provision({workspace: env.ws, config: moved, terraform: env.terraform(), yes: true, allowReplace: true})
     expect(done.plan.resources.map((r) => `${r.action} ${r.address}`)).toContain('replace proxmox_virtual_environment_vm.database')
     expect(env.sim.state.vms.has(120)).toBe(false)
     expect(env.sim.vm(125).config.name).toBe('database-vm')
+    // The replaced VM is a new machine: its old host key and step records are gone (readiness
+    // records the new key instead of refusing it as changed); the other VMs' stay.
+    const kh = await readFile(env.ws.knownHostsFile, 'utf8')
+    expect(kh).not.toContain('autolabs:database-vm')
+    expect(kh).not.toContain('192.168.100.20')
+    expect(kh).toContain('192.168.100.10 ssh-ed25519')
+    expect(Object.keys((await loadState(env.ws)).steps ?? {})).toEqual(['gitlab-vm'])
   })
 
   it('snippet mode: a changed user-data snippet (a new apt proxy) replaces the snippets, never the VMs', async () => {
