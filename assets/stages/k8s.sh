@@ -153,7 +153,11 @@ containerd_min() { if [[ ${K8S_VERSION#1.} -ge 36 ]]; then printf '2.2.0'; else 
 version_at_least() { local v=${2#*:}; v=${v#v}; printf '%s\n%s\n' "$1" "${v%%[-+~]*}" | sort -V -C; }
 # The installed containerd's version, from `containerd --version`: "containerd <package> <version>
 # <revision>" (cmd/containerd/command/main.go at v2.3.4), e.g. "v2.2.1" or Debian's "2.1.4~ds1".
-containerd_installed_version() { containerd --version 2>/dev/null | awk '{print $3; exit}'; }
+# Empty when containerd is not installed (yet).
+containerd_installed_version() {
+  command -v containerd >/dev/null 2>&1 || return 0
+  containerd --version 2>/dev/null | awk '{print $3; exit}' || true
+}
 containerd_pkg() {
   # The distribution's containerd when it is new enough; else Docker's containerd.io.
   local v

@@ -55,7 +55,7 @@ describe.skipIf(!avail.ok)(`deploy: three VMs at once on lab machines${avail.ok 
     expect(after.map((x) => x.status)).toEqual(after.map(() => 'skipped'))
   })
 
-  it('k8s-vm prepares the kernel settings, then stops where containerd ≥ 1.7 must come from an unreachable source', async () => {
+  it('k8s-vm prepares the kernel settings, then stops where containerd ≥ 2.2 (Kubernetes 1.36) must come from an unreachable source', async () => {
     const st = statuses(run, 'k8s')
     expect(st['k8s/kernel']).toMatch(/^(changed|unchanged)$/)
     const s = failedStep('k8s')!

@@ -141,6 +141,15 @@ describe('k8s.sh do_containerd (the installed containerd must be one the Kuberne
     expect(run('v2.3.4')).toMatchObject({code: 0, calls: 'applied\n'})
     expect(run('2.2.1-0ubuntu1')).toMatchObject({code: 0})
   })
+  it('installs containerd when there is none yet (no containerd on PATH), then checks the version it got', () => {
+    // Before the install `containerd` does not exist (command not found); the install puts it on PATH.
+    const bin = mkdtempSync(path.join(dir, 'bin-'))
+    const install = `apt_install() { echo "apt_install $*" >> ${log}; printf '#!/bin/sh\\necho "containerd github.com/containerd/containerd/v2 v2.2.1 1a2b3c4d"\\n' > ${bin}/containerd; chmod +x ${bin}/containerd; };`
+    writeFileSync(log, '')
+    const r = bash(`${stubs(false)} pkg_installed() { return 1; }; ${install} do_containerd`, {PATH: `${bin}:/usr/bin:/bin`, K8S_VERSION: '1.36', REGISTRY: ''})
+    expect(r.code, r.stderr).toBe(0)
+    expect(readFileSync(log, 'utf8')).toBe('apt_install containerd\napplied\n')
+  })
   it('stops, naming versions and the fix, when the installed package is still too old', () => {
     const r = run('2.1.4~ds1')
     expect(r.code).not.toBe(0)
