@@ -2,14 +2,14 @@ import {existsSync} from 'node:fs'
 import {rm} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {Config} from '../config/schema.js'
+import {type Config, ROLES} from '../config/schema.js'
 import {UsageError, UserError} from '../errors.js'
-import {forgetHost} from '../ssh/known-hosts.js'
 import type {UiEvent} from '../terraform/events.js'
 import type {StateResource} from '../terraform/summary.js'
 import type {Terraform} from '../terraform/terraform.js'
-import {loadState, updateState} from '../workspace/state.js'
+import {updateState} from '../workspace/state.js'
 import type {Workspace} from '../workspace/workspace.js'
+import {forgetVmHostKeys} from './forget-vms.js'
 
 export type DestroyEvent =
   | {type: 'phase'; phase: 'version' | 'init' | 'state' | 'destroy' | 'cleanup'; message: string}
@@ -77,19 +77,7 @@ export async function destroyEnvironment(opts: DestroyOptions): Promise<DestroyR
   }
 
   emit({type: 'phase', phase: 'cleanup', message: 'Forgetting host keys and deployment state'})
-  const state = await loadState(ws)
-  const hosts = new Set<string>()
-  for (const vm of Object.values(state.vms ?? {})) {
-    if (!vm) continue
-    hosts.add(vm.ip)
-    hosts.add(vm.name)
-  }
-  for (const role of ['gitlab', 'database', 'k8s'] as const) {
-    hosts.add(config.network.vms[role].ip)
-    hosts.add(config.vms[role].name)
-  }
-  let forgotten = 0
-  for (const h of hosts) forgotten += await forgetHost(ws.knownHostsFile, h)
+  const {forgotten} = await forgetVmHostKeys(ws, config, ROLES)
   await updateState(ws, (s) => {
     delete s.vms
     delete s.provisionedAt

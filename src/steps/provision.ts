@@ -4,13 +4,13 @@ import path from 'node:path'
 import {type Config, type Role, ROLES} from '../config/schema.js'
 import {UsageError, UserError} from '../errors.js'
 import {assertProvisionable, type TerraformVariables} from '../render/terraform.js'
-import {forgetHost} from '../ssh/known-hosts.js'
 import type {UiEvent} from '../terraform/events.js'
 import {formatPlanSummary, type PlanSummary, vmsAtRisk} from '../terraform/summary.js'
 import type {Terraform, TerraformOutput} from '../terraform/terraform.js'
 import type {Secrets} from '../workspace/secrets.js'
-import {loadState, updateState, type VmRecord} from '../workspace/state.js'
+import {updateState, type VmRecord} from '../workspace/state.js'
 import type {Workspace} from '../workspace/workspace.js'
+import {forgetVmHostKeys} from './forget-vms.js'
 
 export const PLAN_FILE = 'autolabs.tfplan'
 const TEMPLATE_ADDRESS = 'proxmox_virtual_environment_vm.template'
@@ -76,15 +76,8 @@ export function vmsFromOutputs(outputs: Record<string, TerraformOutput>, config:
 async function forgetReplacedVms(ws: Workspace, config: Config, plan: PlanSummary): Promise<void> {
   const gone = plan.resources.filter((r) => r.type === 'proxmox_virtual_environment_vm' && r.address !== TEMPLATE_ADDRESS && (r.action === 'delete' || r.action === 'replace'))
   if (gone.length === 0) return
-  const state = await loadState(ws)
-  const names = new Set<string>()
-  const hosts = new Set<string>()
-  for (const r of gone) {
-    const role = ROLES.find((x) => r.address === `proxmox_virtual_environment_vm.${x}`)
-    for (const n of [r.name, role && state.vms?.[role]?.name, role && config.vms[role].name]) if (n) names.add(n)
-    for (const ip of [role && state.vms?.[role]?.ip, role && config.network.vms[role].ip]) if (ip) hosts.add(ip)
-  }
-  for (const h of [...names, ...hosts]) await forgetHost(ws.knownHostsFile, h)
+  const roles = ROLES.filter((x) => gone.some((r) => r.address === `proxmox_virtual_environment_vm.${x}`))
+  const {names} = await forgetVmHostKeys(ws, config, roles, gone.flatMap((r) => (r.name ? [r.name] : [])))
   await updateState(ws, (s) => {
     for (const n of names) delete s.steps?.[n]
   })
