@@ -211,9 +211,8 @@ REDIS_PIN=/etc/apt/preferences.d/autolabs-redis
 # redis_version_matches VERSION: VERSION (a Debian version without its epoch, or redis-server's
 # own) is REDIS_VERSION or a release of it ("7.2" takes 7.2.7-1rl1~bookworm1, not 7.0.15).
 redis_version_matches() { [[ -n $1 && ($1 == "$REDIS_VERSION" || $1 == "$REDIS_VERSION".*) ]]; }
-redis_version_ok() {
-  redis_version_matches "$(redis-server --version 2>/dev/null | grep -Eo 'v=[0-9.]+' | cut -d= -f2)"
-}
+redis_installed_version() { redis-server --version 2>/dev/null | grep -Eo 'v=[0-9.]+' | cut -d= -f2 || true; }
+redis_version_ok() { redis_version_matches "$(redis_installed_version)"; }
 check_redis_install() { pkg_installed redis-server && redis_version_ok; }
 do_redis_install() {
   ensure_apt_lists
@@ -238,7 +237,7 @@ do_redis_install() {
   apt-mark unhold redis-server redis-tools >/dev/null 2>&1 || true
   apt_install redis-server redis-tools
   apt-mark hold redis-server redis-tools >/dev/null
-  redis_version_ok || die "redis-server $(redis-server --version 2>/dev/null | grep -Eo 'v=[0-9.]+' | cut -d= -f2) is installed, not the configured $REDIS_VERSION (services.redis.version): check apt-cache policy redis-server"
+  redis_version_ok || die "redis-server $(redis_installed_version) is installed, not the configured $REDIS_VERSION (services.redis.version): check apt-cache policy redis-server"
 }
 
 # --- redis_config: requirepass, bind the VM address, protected mode ------------------------
